@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+export NEWS_SIGNALS_HOME ?= $(CURDIR)/data
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-corpus.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	$(PIP) install --quiet --no-deps -r requirements-corpus.txt
+	$(PIP) install --quiet --no-deps -e .
+	@touch $@
+
+demo: install  ## backfill the daily DAG, retrain, run the feature pipeline, print a summary
+	$(PY) scripts/demo.py
+
+test: install  ## the whole test suite
+	$(PY) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf data airflow_home

@@ -1,0 +1,64 @@
+"""``python -m news_signals <command>``: every DAG task is a thin call into these commands.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules import heavy libraries inside ``run`` so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "classify": ("news_signals.commands.classify", "classify a JSON Lines file of articles"),
+    "fetch": ("news_signals.commands.fetch", "fetch one day of GDELT articles"),
+    "ingest-day": ("news_signals.commands.ingest_day", "fetch, label, validate and publish one day"),
+    "replay-server": ("news_signals.commands.replay_server", "serve the GDELT replay corpus locally"),
+    "snapshot": ("news_signals.commands.snapshot", "build a training snapshot from daily partitions"),
+    "train": ("news_signals.commands.train", "train the multi-head model on a snapshot"),
+    "evaluate": ("news_signals.commands.evaluate", "evaluate a model or the keyword labeller"),
+    "gate": ("news_signals.commands.gate", "decide promotion from evaluation reports"),
+    "register": ("news_signals.commands.register", "register a model version in the registry"),
+    "models": ("news_signals.commands.models", "list registered model versions"),
+    "features": ("news_signals.commands.features", "classify a partition into the feature store"),
+    "doctor": ("news_signals.commands.doctor", "check the installation, storage and services"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="news_signals", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # command not built yet in this checkout
+        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad input: one clear line, no traceback, non-zero exit.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
