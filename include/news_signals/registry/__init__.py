@@ -1,1 +1,45 @@
-"""news_signals.registry"""
+"""Model registry: ``get_registry()`` picks Hopsworks when its connection exists, else local files.
+
+``NEWS_SIGNALS_REGISTRY`` = ``auto`` (default) | ``local`` | ``hopsworks`` forces a backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+from news_signals.registry.base import ModelRegistry, ModelVersion, RegistryError
+from news_signals.registry.local import LocalRegistry
+from news_signals.storage import Storage
+
+__all__ = [
+    "LocalRegistry",
+    "ModelRegistry",
+    "ModelVersion",
+    "RegistryError",
+    "get_registry",
+    "registry_backend",
+]
+
+
+def registry_backend() -> str:
+    """``local`` or ``hopsworks`` for this environment."""
+    choice = os.environ.get("NEWS_SIGNALS_REGISTRY", "auto").strip().lower()
+    if choice not in ("auto", "local", "hopsworks"):
+        raise ValueError(f"NEWS_SIGNALS_REGISTRY={choice!r}; use auto, local or hopsworks")
+    if choice != "auto":
+        return choice
+    from news_signals.hopsworks_client import hopsworks_configured
+
+    return "hopsworks" if hopsworks_configured() else "local"
+
+
+def get_registry(model_name: str | None = None, storage: Storage | None = None) -> ModelRegistry:
+    """The configured registry for ``model_name`` (default: Settings().model_name)."""
+    from news_signals.config import Settings
+
+    name = model_name or Settings().model_name
+    if registry_backend() == "hopsworks":
+        from news_signals.registry.hopsworks import HopsworksRegistry
+
+        return HopsworksRegistry(name)
+    return LocalRegistry(name, storage)

@@ -1,0 +1,157 @@
+"""The model-registry interface every backend implements (local files or Hopsworks).
+
+Versions are immutable and numbered 1, 2, …; only :meth:`ModelRegistry.promote` moves the
+production pointer, so a failed registration can never change what consumers load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Files the registry writes beside the artifact; they are not part of the artifact's hashes.
+SIDECAR = "registry.json"
+METRICS_FILE = "metrics.json"
+GATE_FILE = "gate.json"
+VERSION_FILE = "version.json"
+REGISTRY_FILES = frozenset({SIDECAR, METRICS_FILE, GATE_FILE, VERSION_FILE})
+ARTIFACT_MANIFEST = "news_signals.json"
+
+
+class RegistryError(RuntimeError):
+    """The registry could not do what was asked; production is unchanged."""
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] | None = None
+    created_at: str = ""
+    is_production: bool = False
+    path: str | None = None
+    description: str = ""
+    fingerprint: str = ""  # sha256 over the artifact's file hashes: same model, same fingerprint
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelRegistry(ABC):
+    """register / production / promote / history / download (docs/DESIGN.md, "Registry")."""
+
+    name: str
+
+    @abstractmethod
+    def register(
+        self,
+        model_dir: str | Path,
+        metrics: dict[str, Any],
+        gate: dict[str, Any] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Store ``model_dir`` as the next immutable version (or return the version holding the same files)."""
+
+    @abstractmethod
+    def production(self) -> ModelVersion | None:
+        """The promoted version, or None before the first promotion."""
+
+    @abstractmethod
+    def promote(self, version: int, reason: str) -> ModelVersion:
+        """Point production at ``version`` (atomically); ``reason`` is recorded."""
+
+    @abstractmethod
+    def history(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+
+    @abstractmethod
+    def get(self, version: int) -> ModelVersion:
+        """One version; RegistryError naming the known versions when it does not exist."""
+
+    @abstractmethod
+    def download(self, version: int, dest: str | Path | None = None) -> Path:
+        """A local directory with the version's artifact, hashes verified."""
+
+
+# ---- helpers shared by the backends ------------------------------------------------------------
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifact_files(model_dir: str | Path) -> dict[str, str]:
+    """sha256 of every artifact file (relative posix path), registry sidecars excluded."""
+    root = Path(model_dir)
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel not in REGISTRY_FILES and not rel.startswith(".tmp-"):
+            out[rel] = sha256_file(p)
+    return out
+
+
+def fingerprint(files: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def check_artifact_dir(model_dir: str | Path) -> Path:
+    """Refuse anything that is not a saved model artifact, naming what is missing."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ValueError(f"model directory {path} does not exist; pass the trainer's --out directory")
+    missing = [f for f in ("config.json", ARTIFACT_MANIFEST) if not (path / f).is_file()]
+    if missing:
+        raise ValueError(
+            f"{path} is not a model artifact: missing {missing} (save it with news_signals.model.artifact)"
+        )
+    return path
+
+
+def verify_files(path: str | Path, expected: dict[str, str]) -> None:
+    """Raise RegistryError naming the first file whose sha256 differs from the registered one."""
+    root = Path(path)
+    for rel, digest in expected.items():
+        f = root / rel
+        if not f.is_file():
+            raise RegistryError(f"{root}: registered file {rel} is missing")
+        if sha256_file(f) != digest:
+            raise RegistryError(f"{root}: {rel} does not match its registered sha256 (corrupted or modified)")
+
+
+def write_json_file(path: str | Path, obj: Any) -> None:
+    """Write JSON via a temp file + rename (local paths)."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numeric top-level metrics plus per-category F1 and latency p95, for registries that want a flat dict."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            out[key] = float(value)
+    for cat, vals in (metrics.get("per_category") or {}).items():
+        if isinstance(vals, dict) and isinstance(vals.get("f1"), int | float):
+            out[f"f1_{cat}"] = float(vals["f1"])
+    latency = metrics.get("latency_ms") or {}
+    for q in ("p50", "p95"):
+        if isinstance(latency.get(q), int | float):
+            out[f"latency_{q}_ms"] = float(latency[q])
+    return out
