@@ -18,8 +18,10 @@ from typing import Any
 SIDECAR = "registry.json"
 METRICS_FILE = "metrics.json"
 GATE_FILE = "gate.json"
-VERSION_FILE = "version.json"
-REGISTRY_FILES = frozenset({SIDECAR, METRICS_FILE, GATE_FILE, VERSION_FILE})
+# registry.json = {"name", "version"} (read by the model loader) plus created_at, description,
+# fingerprint and the sha256 of every artifact file (what download() verifies).
+VERSION_FILE = SIDECAR
+REGISTRY_FILES = frozenset({SIDECAR, METRICS_FILE, GATE_FILE})
 ARTIFACT_MANIFEST = "news_signals.json"
 
 

@@ -7,7 +7,7 @@ Calls follow ARCHITECTURE.md and the installed hsml 5.2.1 signatures:
 ``promoted_at``: when two versions carry it (a demotion failed half-way) the latest
 promotion wins, so production never points at an unintended model.
 Metadata the registry needs (file hashes, fingerprint) travels inside the saved
-directory as ``version.json``; the fingerprint is also appended to the description so a
+directory in the ``registry.json`` sidecar; the fingerprint is also appended to the description so a
 re-registration of the same files is found without downloading anything.
 """
 
@@ -161,7 +161,6 @@ class HopsworksRegistry(ModelRegistry):
                 src, stage, ignore=shutil.ignore_patterns(SIDECAR, METRICS_FILE, GATE_FILE, VERSION_FILE)
             )
             sidecars = {
-                SIDECAR: {"name": self.name, "version": version},
                 METRICS_FILE: metrics,
                 VERSION_FILE: meta,
             }

@@ -1,8 +1,8 @@
 """The default registry: immutable version directories under ``registry/<model_name>/``.
 
 Layout (ARCHITECTURE.md): ``<version>/`` holds the artifact plus ``metrics.json``,
-``gate.json``, ``version.json`` (file hashes, created_at, description) and the
-``registry.json`` sidecar; ``production`` names the promoted version and is replaced
+``gate.json`` and the
+``registry.json`` sidecar (name, version, file hashes, created_at, description); ``production`` names the promoted version and is replaced
 atomically by :meth:`LocalRegistry.promote` only; ``promotions.json`` keeps the log.
 """
 
@@ -161,7 +161,6 @@ class LocalRegistry(ModelRegistry):
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
             self.fs.put_file(str(src / rel), target)
         sidecars = {
-            SIDECAR: {"name": self.name, "version": version},
             METRICS_FILE: metrics,
             VERSION_FILE: meta,
         }
