@@ -1,0 +1,171 @@
+"""Feature store: local upserts by primary key (idempotent, atomic, validated) and the Hopsworks path."""
+
+from __future__ import annotations
+
+from unittest.mock import create_autospec
+
+import pandas as pd
+import pytest
+from _feature_helpers import TinyClassifier, make_partition
+from news_signals.feature_store import (
+    HEADLINE_SPEC,
+    VIBE_SPEC,
+    FeatureValidationError,
+    get_feature_store,
+)
+from news_signals.feature_store.hopsworks import HopsworksFeatureStore
+from news_signals.feature_store.local import LocalFeatureStore
+from news_signals.features import classify_rows, vibe_vectors
+from news_signals.storage import Storage
+
+DAY = "2024-05-01"
+
+
+@pytest.fixture()
+def rows() -> pd.DataFrame:
+    return classify_rows(make_partition(DAY, 8), TinyClassifier())
+
+
+@pytest.fixture()
+def store(ns_home) -> LocalFeatureStore:
+    return LocalFeatureStore(Storage(str(ns_home)))
+
+
+def test_upsert_is_idempotent_and_replaces_by_primary_key(store, rows):
+    assert store.upsert(HEADLINE_SPEC, rows) == 8
+    assert store.upsert(HEADLINE_SPEC, rows) == 8  # a re-run
+    stored = store.read(HEADLINE_SPEC)
+    assert len(stored) == 8 and stored["article_id"].is_unique
+
+    changed = rows.iloc[:3].copy()
+    changed["classifier"] = "model:tiny@2"
+    store.upsert(HEADLINE_SPEC, changed)
+    stored = store.read(HEADLINE_SPEC).set_index("article_id")
+    assert len(stored) == 8
+    assert (stored.loc[changed["article_id"], "classifier"] == "model:tiny@2").all()
+    assert (stored.drop(changed["article_id"])["classifier"] == "model:tiny@1").all()
+    assert list(store.read(HEADLINE_SPEC).columns) == list(HEADLINE_SPEC.columns)
+
+
+def test_new_day_adds_rows(store, rows):
+    store.upsert(HEADLINE_SPEC, rows)
+    store.upsert(HEADLINE_SPEC, classify_rows(make_partition("2024-05-02", 5), TinyClassifier()))
+    assert len(store.read(HEADLINE_SPEC)) == 13
+
+
+def test_bad_rows_are_rejected_and_nothing_changes(store, rows):
+    store.upsert(HEADLINE_SPEC, rows)
+    target = store.group_file(HEADLINE_SPEC)
+    before = store.storage.fs.cat_file(target)
+
+    bad = rows.copy()
+    bad.loc[0, "crime_score"] = 1.7
+    bad.loc[1, "crime_tag"] = "jaywalking"
+    with pytest.raises(FeatureValidationError) as err:
+        store.upsert(HEADLINE_SPEC, bad)
+    assert "crime_score" in str(err.value) and "crime_tag" in str(err.value)
+    assert store.storage.fs.cat_file(target) == before
+    leftovers = [
+        p for p in store.storage.fs.ls(store.storage.features_dir(HEADLINE_SPEC.name)) if ".tmp-" in p
+    ]
+    assert leftovers == []
+
+
+def test_missing_column_is_named(store, rows):
+    with pytest.raises(ValueError, match="classifier"):
+        store.upsert(HEADLINE_SPEC, rows.drop(columns=["classifier"]))
+
+
+def test_vibe_group_upserts_by_country_and_date(store, rows):
+    vibes = vibe_vectors(rows, DAY)
+    assert store.upsert(VIBE_SPEC, vibes) == 3
+    assert store.upsert(VIBE_SPEC, vibes) == 3
+    stored = store.read(VIBE_SPEC)
+    assert sorted(stored["sourcecountry"]) == ["Finland", "Norway", "Sweden"]
+    assert len(stored) == 3
+
+
+def test_get_feature_store_defaults_to_local(ns_home, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", raising=False)
+    assert isinstance(get_feature_store(), LocalFeatureStore)
+    with pytest.raises(ValueError, match="hopsworks_default"):
+        get_feature_store(kind="hopsworks")
+
+
+# ---- Hopsworks (boundary: no local stand-in, so autospecs of the real hsfs classes) ----------------
+def _hsfs_doubles():
+    from hsfs.feature_group import FeatureGroup
+    from hsfs.feature_store import FeatureStore
+
+    fs = create_autospec(FeatureStore, instance=True)
+    fg = create_autospec(FeatureGroup, instance=True)
+    fs.get_or_create_feature_group.return_value = fg
+    fg.get_expectation_suite.return_value = None
+    fg.insert.return_value = (None, None)
+    return fs, fg
+
+
+def test_hopsworks_upsert_creates_group_with_keys_and_strict_suite(rows):
+    from hsfs.expectation_suite import ExpectationSuite
+
+    fs, fg = _hsfs_doubles()
+    store = HopsworksFeatureStore(fs)
+    assert store.upsert(HEADLINE_SPEC, rows) == 8
+    store.upsert(HEADLINE_SPEC, rows)
+
+    fs.get_or_create_feature_group.assert_called_once()  # cached per group
+    kwargs = fs.get_or_create_feature_group.call_args.kwargs
+    assert kwargs["name"] == "headline_classifications" and kwargs["version"] == 1
+    assert kwargs["primary_key"] == ["article_id"] and kwargs["event_time"] == "seendate"
+    assert kwargs["online_enabled"] is True
+    suite = kwargs["expectation_suite"]
+    assert isinstance(suite, ExpectationSuite) and suite.validation_ingestion_policy == "STRICT"
+    types = {e.expectation_type for e in suite.expectations}
+    assert {"expect_column_values_to_be_between", "expect_column_values_to_be_in_set"} <= types
+
+    fg.save_expectation_suite.assert_called_once()
+    assert fg.insert.call_count == 2
+    inserted = fg.insert.call_args.args[0]
+    assert fg.insert.call_args.kwargs["operation"] == "upsert"
+    assert list(inserted.columns) == list(HEADLINE_SPEC.columns) and len(inserted) == 8
+
+
+def test_hopsworks_rejection_is_a_clear_error(rows):
+    from hopsworks_common.client.exceptions import DataValidationException
+
+    fs, fg = _hsfs_doubles()
+    fg.insert.side_effect = DataValidationException("expect_column_values_to_be_between failed")
+    with pytest.raises(FeatureValidationError, match="STRICT"):
+        HopsworksFeatureStore(fs).upsert(HEADLINE_SPEC, rows)
+
+
+def test_hopsworks_bad_rows_never_reach_the_server(rows):
+    fs, fg = _hsfs_doubles()
+    bad = rows.copy()
+    bad.loc[0, "article_id"] = "not-an-id"
+    with pytest.raises(FeatureValidationError, match="article_id"):
+        HopsworksFeatureStore(fs).upsert(HEADLINE_SPEC, bad)
+    fg.insert.assert_not_called()
+
+
+def test_get_feature_store_logs_in_with_key_and_project(monkeypatch, rows):
+    import hopsworks
+    from hopsworks.project import Project
+
+    fs, fg = _hsfs_doubles()
+    project = create_autospec(Project, instance=True)
+    project.get_feature_store.return_value = fs
+    login = create_autospec(hopsworks.login, return_value=project)
+    monkeypatch.setattr(hopsworks, "login", login)
+    monkeypatch.setenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", "hopsworks://:s3cret@hops.example:443/news")
+
+    store = get_feature_store()
+    assert isinstance(store, HopsworksFeatureStore)
+    kwargs = login.call_args.kwargs
+    assert kwargs["api_key_value"] == "s3cret" and kwargs["project"] == "news"
+    assert kwargs["host"] == "hops.example"
+    store.upsert(VIBE_SPEC, vibe_vectors(rows, DAY))
+    fkw = fs.get_or_create_feature_group.call_args.kwargs
+    assert fkw["name"] == "vibe_vectors" and fkw["primary_key"] == ["sourcecountry", "date"]
+    assert fkw["event_time"] == "date"
+    assert "s3cret" not in repr(store.describe())
