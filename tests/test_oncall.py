@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from news_signals import oncall
 
 SECRET = "tok-3f9a1c-never-log-me"
@@ -67,7 +66,7 @@ def test_real_failed_task_runs_callback_and_posts_webhook(airflow_db, ns_home, h
     with DAG(
         "oncall_probe",
         schedule=None,
-        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
         params={"day": "2026-03-04"},
         default_args={"on_failure_callback": callback, "retries": 0},
     ) as dag:
@@ -80,7 +79,7 @@ def test_real_failed_task_runs_callback_and_posts_webhook(airflow_db, ns_home, h
 
     _serialize(dag)
     caplog.set_level(logging.INFO, logger="news_signals")
-    dr = dag.test(logical_date=datetime(2026, 3, 4, tzinfo=timezone.utc))
+    dr = dag.test(logical_date=datetime(2026, 3, 4, tzinfo=UTC))
     assert dr.state == "failed"
 
     assert len(received) == 1 and received[0] is not None
@@ -135,7 +134,7 @@ def _context(task_id: str, exc: BaseException, **params):
         "ti": ti,
         "task_instance": ti,
         "run_id": ti.run_id,
-        "logical_date": datetime(2026, 2, 1, tzinfo=timezone.utc),
+        "logical_date": datetime(2026, 2, 1, tzinfo=UTC),
         "params": params,
         "exception": exc,
     }

@@ -153,7 +153,7 @@ def rerun_commands(dag_id: str, task_id: str, logical_date: str | None, run_id: 
     if logical_date:
         day = logical_date[:10]
         cmds.append(f"airflow tasks clear {dag_id} -t '^{task_id}$' -s {day} -e {day} -y")
-    cmds.append(f"airflow tasks test {dag_id} {task_id} {run_id if not logical_date else logical_date}")
+    cmds.append(f"airflow tasks test {dag_id} {task_id} {logical_date if logical_date else run_id}")
     if logical_date:
         cmds.append(f"airflow dags test {dag_id} {logical_date[:10]}")
     return cmds
