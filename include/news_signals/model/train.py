@@ -1,0 +1,407 @@
+"""Fine-tune the multi-head model on a snapshot and write the artifact.
+
+What the replaced trainer lacked, and this one does: the cosine schedule's warm-up is
+really stepped every batch (``get_cosine_schedule_with_warmup``), gradients are clipped,
+model selection is by validation **macro-F1** (not loss) with early stopping, headlines are
+truncated at 64 tokens (not 512) and padded per batch, and each example's loss counts by
+the labeller's confidence (``confidence_mode``: ``weight`` multiplies each category's loss
+by its confidence, ``filter`` drops category labels below ``filter_threshold``, ``none``
+treats all labels alike). Rare tags get class weights (inverse frequency ** 0.5).
+
+Restarts resume: after every epoch the model, optimizer, scheduler, history and early
+stopping state go to ``out_dir/checkpoints/last/state.pt`` (our own file, read back with
+``weights_only=True``) and the best weights to ``checkpoints/best/model.safetensors``.
+The finished artifact replaces ``out_dir`` in one rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from news_signals.taxonomy import CATEGORIES, confidence_column, score_column, tag_column, tag_vocabulary
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE_MODES = ("weight", "filter", "none")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr_multiplier: float = 20.0  # fresh heads learn faster than the pretrained encoder
+    weight_decay: float = 0.01
+    max_length: int = 64  # headlines: 99% of the corpus fits in 64 MiniLM tokens (docs/MODEL.md)
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    patience: int = 2
+    seed: int = 13
+    sample: int | None = None
+    confidence_mode: str = "weight"
+    filter_threshold: float = 0.5
+    mse_weight: float = 1.0
+    ce_weight: float = 1.0
+    class_weight_power: float = 0.5
+    dropout: float = 0.1
+    threads: int | None = None
+    log_every: int = 20
+    model_name: str = "news_signals"
+    eval_test: bool = True
+
+    def __post_init__(self) -> None:
+        if self.confidence_mode not in CONFIDENCE_MODES:
+            raise ValueError(f"confidence_mode {self.confidence_mode!r}: choose one of {CONFIDENCE_MODES}")
+        for name in ("epochs", "batch_size", "max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.sample is not None and self.sample < 1:
+            raise ValueError(f"sample must be a positive number of rows, got {self.sample}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ---- data ------------------------------------------------------------------------------------------
+@dataclass
+class Encoded:
+    """A split tokenized once (no padding) with its targets and per-category loss weights."""
+
+    input_ids: list[list[int]]
+    scores: Any  # float tensor [n, C]
+    tags: Any  # long tensor [n, C]
+    weights: Any  # float tensor [n, C]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_split(df: Any, tokenizer: Any, config: TrainConfig) -> Encoded:
+    import numpy as np
+    import torch
+
+    enc = tokenizer(list(df["text"]), truncation=True, max_length=config.max_length, padding=False)
+    scores = np.zeros((len(df), len(CATEGORIES)), dtype=np.float32)
+    tags = np.zeros((len(df), len(CATEGORIES)), dtype=np.int64)
+    conf = np.ones((len(df), len(CATEGORIES)), dtype=np.float32)
+    for j, c in enumerate(CATEGORIES):
+        index = {t: k for k, t in enumerate(tag_vocabulary(c))}
+        tags[:, j] = [index[t] for t in df[tag_column(c)]]
+        scores[:, j] = np.where(tags[:, j] == 0, 0.0, df[score_column(c)].to_numpy(dtype=np.float32))
+        conf[:, j] = df[confidence_column(c)].to_numpy(dtype=np.float32)
+    if config.confidence_mode == "none":
+        weights = np.ones_like(conf)
+    elif config.confidence_mode == "filter":
+        weights = (conf >= config.filter_threshold).astype(np.float32)
+    else:
+        weights = conf
+    return Encoded(list(enc["input_ids"]), torch.from_numpy(scores), torch.from_numpy(tags), torch.from_numpy(weights))
+
+
+def class_weights(data: Encoded, power: float) -> dict[str, Any]:
+    """Per category, (n / (k * count)) ** power over the tags that carry weight; unseen tags get the max."""
+    import torch
+
+    out = {}
+    for j, c in enumerate(CATEGORIES):
+        k = len(tag_vocabulary(c))
+        counts = torch.bincount(data.tags[:, j], weights=data.weights[:, j], minlength=k).float()
+        total = counts.sum().clamp(min=1.0)
+        w = (total / (k * counts.clamp(min=1.0))) ** power
+        out[c] = w.clamp(max=float(w[counts > 0].max()) if (counts > 0).any() else 1.0)
+    return out
+
+
+def collate(data: Encoded, idx: Sequence[int], pad_id: int) -> dict[str, Any]:
+    """Dynamic padding: the batch is as wide as its longest text."""
+    import torch
+
+    width = max(len(data.input_ids[i]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        seq = data.input_ids[i]
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    sel = torch.as_tensor(list(idx))
+    return {"input_ids": ids, "attention_mask": mask, "scores": data.scores[sel], "tags": data.tags[sel], "weights": data.weights[sel]}
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+def _device_and_autocast():
+    import contextlib
+
+    import torch
+
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.device("cuda"), (lambda: torch.autocast("cuda", dtype=dtype)), dtype
+    return torch.device("cpu"), contextlib.nullcontext, None
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; give a directory for the model artifact")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        known = (out_dir / "news_signals.json").exists() or (out_dir / "checkpoints").exists()
+        if not known:
+            raise ValueError(
+                f"--out {out_dir} exists and is not a model artifact or checkpoint directory; "
+                "choose a new or empty directory (it is replaced when training finishes)"
+            )
+
+
+def train(
+    snapshot_dir: str | Path,
+    base_model: str,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+) -> Path:
+    """Train on ``snapshot_dir`` from ``base_model``; write the artifact to ``out_dir`` and return it."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from news_signals.model.artifact import LoadedArtifact, save_artifact
+    from news_signals.model.evaluate import score_predictions
+    from news_signals.model.inference import ModelClassifier
+    from news_signals.model.modeling import MultiHeadModel, load_encoder, multihead_loss
+    from news_signals.model.snapshot_io import read_split, snapshot_id, truth_signals
+
+    config = config or TrainConfig()
+    snapshot_dir, out_dir = Path(snapshot_dir), Path(out_dir)
+    _prepare_out_dir(out_dir)
+    splits = {s: read_split(snapshot_dir, s) for s in (("train", "val", "test") if config.eval_test else ("train", "val"))}
+    snap_id = snapshot_id(snapshot_dir)
+    if config.sample:
+        small = max(20, config.sample // 4)
+        splits = {
+            s: df.sample(n=min(len(df), config.sample if s == "train" else small), random_state=config.seed)
+            .reset_index(drop=True)
+            for s, df in splits.items()
+        }
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    encoder, tokenizer = load_encoder(base_model)
+    model = MultiHeadModel(encoder, dropout=config.dropout)
+    device, autocast, amp_dtype = _device_and_autocast()
+    model.to(device)
+    data = {s: encode_split(df, tokenizer, config) for s, df in splits.items()}
+    if config.confidence_mode != "none":
+        kept = float(data["train"].weights.mean())
+        log.info("confidence mode %s: mean training weight %.3f", config.confidence_mode, kept)
+    cw = {c: w.to(device) for c, w in class_weights(data["train"], config.class_weight_power).items()}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": list(model.encoder.parameters()), "lr": config.lr},
+            {"params": head_params, "lr": config.lr * config.head_lr_multiplier},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(data["train"]) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+    ckpt_dir = out_dir / "checkpoints"
+    last_file, best_file = ckpt_dir / "last" / "state.pt", ckpt_dir / "best" / "model.safetensors"
+    run_key = {"snapshot": snap_id, "base_model": base_model, **asdict(config)}
+    run_key.pop("threads"), run_key.pop("log_every")
+    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0}
+    if last_file.is_file():
+        saved = torch.load(last_file, map_location="cpu", weights_only=True)  # our own checkpoint
+        if saved.get("run_key") == run_key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            state = {k: saved[k] for k in state}
+            log.info("resuming from %s after epoch %d", last_file, state["epoch"])
+        else:
+            log.warning("ignoring checkpoint %s: it belongs to a different snapshot, base model or config", last_file)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+    def evaluate_split(split: str) -> dict[str, Any]:
+        """Metrics through the same code path as `news_signals evaluate` (plus loss for the curve)."""
+        art = LoadedArtifact(model, tokenizer, {"categories": list(CATEGORIES), "vocabularies": {c: list(v) for c, v in model.vocabularies.items()}, "max_length": config.max_length}, out_dir)
+        clf = ModelClassifier(art, batch_size=64, device=str(device))
+        pred = clf.predict(list(splits[split]["text"]))
+        metrics = score_predictions(truth_signals(splits[split]), clf.to_signals(pred), pred.presence())
+        d = data[split]
+        mse = float(((torch.from_numpy(pred.scores) - d.scores) ** 2).mean())
+        ce = 0.0
+        for j, c in enumerate(CATEGORIES):
+            p = torch.from_numpy(pred.tag_probs[c]).clamp(min=1e-7)
+            ce += float(-torch.log(p.gather(1, d.tags[:, j : j + 1])).mean())
+        metrics["loss"] = config.mse_weight * mse + config.ce_weight * ce / len(CATEGORIES)
+        return metrics
+
+    log.info(
+        "training %s on %d texts (val %d) for up to %d epochs, batch %d, %d steps, device %s",
+        base_model, len(data["train"]), len(data["val"]), config.epochs, config.batch_size, total_steps, device,
+    )
+    train_start = time.perf_counter()
+    examples_seen = 0
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        if state["bad_epochs"] >= config.patience:
+            break
+        model.train()
+        gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.randperm(len(data["train"]), generator=gen).tolist()
+        t0, seen, loss_sum, mse_sum, ce_sum = time.perf_counter(), 0, 0.0, 0.0, 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = {k: v.to(device) for k, v in collate(data["train"], idx, pad_id).items()}
+            with autocast():
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss, parts = multihead_loss(
+                out, batch["scores"], batch["tags"], batch["weights"], categories=CATEGORIES,
+                class_weights=cw, mse_weight=config.mse_weight, ce_weight=config.ce_weight,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+            scheduler.step()
+            seen += len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
+            mse_sum += parts["mse"] * len(idx)
+            ce_sum += parts["ce"] * len(idx)
+            if config.log_every and (step + 1) % config.log_every == 0:
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                log.info(
+                    "epoch %d step %d/%d loss %.4f lr %.2e %.1f examples/s",
+                    epoch, step + 1, steps_per_epoch, loss_sum / seen, scheduler.get_last_lr()[0], rate,
+                )
+        train_seconds = time.perf_counter() - t0
+        examples_seen += seen
+        val = evaluate_split("val")
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "train_mse": mse_sum / seen,
+            "train_ce": ce_sum / seen,
+            "val_loss": val["loss"],
+            "val_macro_f1": val["macro_f1"],
+            "val_tag_accuracy": val["tag_accuracy"],
+            "val_score_mae": val["score_mae"],
+            "lr_end": scheduler.get_last_lr()[0],
+            "train_seconds": train_seconds,
+            "train_examples_per_s": seen / max(train_seconds, 1e-9),
+        }
+        state["history"].append(record)
+        improved = val["macro_f1"] > state["best_f1"]
+        if improved:
+            state.update(best_f1=val["macro_f1"], best_epoch=epoch, bad_epochs=0)
+            _save_weights(model, best_file)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        log.info(
+            "epoch %d: train loss %.4f, val loss %.4f, val macro-F1 %.4f%s (%.1f examples/s)",
+            epoch, record["train_loss"], record["val_loss"], record["val_macro_f1"],
+            " (best)" if improved else f" (no gain {state['bad_epochs']}/{config.patience})",
+            record["train_examples_per_s"],
+        )
+        last_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = last_file.with_suffix(".tmp")
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "run_key": run_key, **state},
+            tmp,
+        )
+        tmp.replace(last_file)
+        if state["bad_epochs"] >= config.patience:
+            log.info("early stopping: no val macro-F1 gain for %d epochs", config.patience)
+            break
+
+    if best_file.is_file():
+        _load_weights(model, best_file)
+    model.eval()
+    metrics: dict[str, Any] = {"best_epoch": state["best_epoch"], "val_macro_f1": state["best_f1"]}
+    val = evaluate_split("val")
+    metrics["val"] = {k: v for k, v in val.items() if k != "counts"}
+    if "test" in splits:
+        test = evaluate_split("test")
+        metrics["test"] = {k: v for k, v in test.items() if k != "counts"}
+        metrics["test_macro_f1"] = test["macro_f1"]
+    elapsed = time.perf_counter() - train_start
+    metrics["train_examples_per_s"] = examples_seen / elapsed if examples_seen and elapsed > 0 else None
+    metrics["n_train"], metrics["n_val"] = len(data["train"]), len(data["val"])
+
+    extra = {"history.json": _history_json(state["history"]), "training_curve.png": _curve_png(state["history"])}
+    save_artifact(
+        model.cpu(), tokenizer, out_dir,
+        model_name=config.model_name, base_model=base_model, max_length=config.max_length,
+        snapshot_id=snap_id, metrics=metrics, extra_files=extra, train_config=asdict(config),
+    )
+    return out_dir
+
+
+def _save_weights(model: Any, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(path)))
+
+
+def _history_json(history: list[dict[str, Any]]) -> bytes:
+    import json
+
+    return json.dumps(history, indent=2).encode()
+
+
+def _curve_png(history: list[dict[str, Any]]) -> bytes:
+    """Loss (train, val) and val macro-F1 per epoch as a PNG (matplotlib Agg, no display)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    epochs = [h["epoch"] for h in history]
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
+    ax1.plot(epochs, [h["val_loss"] for h in history], "s-", label="val loss")
+    ax1.set_xlabel("epoch")
+    ax1.legend()
+    ax2.plot(epochs, [h["val_macro_f1"] for h in history], "o-", color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val macro-F1")
+    ax2.set_ylim(0, 1)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
