@@ -1,0 +1,83 @@
+"""Measure labellers on the development data: the disaster messages' train/news rows.
+
+Only ``split == "train"`` rows are ever read (via ``news_signals.corpus.disaster_train_news``);
+the validation and test splits are reserved for outside evaluation. The disaster labels map
+onto four of our categories; the others have no human labels here and are not scored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from news_signals.taxonomy import ABSENT, Signals
+
+# our category -> disaster label columns (positive when any is 1)
+DISASTER_MAPPING: dict[str, tuple[str, ...]] = {
+    "emergencies": ("fire", "earthquake"),
+    "weather_wet": ("floods", "storm"),
+    "weather_temp": ("cold",),
+    "transportation": ("transport",),
+}
+EVAL_CATEGORIES: tuple[str, ...] = tuple(DISASTER_MAPPING)
+
+
+@dataclass(frozen=True)
+class DevSet:
+    texts: list[str]
+    truth: dict[str, list[bool]]  # category -> gold label per text
+    source: str
+
+
+def disaster_dev_set(limit: int | None = None) -> DevSet:
+    """Texts and mapped gold labels of the disaster train/news rows (never validation/test)."""
+    from news_signals.corpus import disaster_train_news
+
+    df = disaster_train_news()
+    if set(df["split"]) != {"train"}:  # belt and braces: the held-out splits must never be scored here
+        raise ValueError("the development set may only contain split == 'train' rows")
+    df = df[df["genre"] == "news"].reset_index(drop=True)
+    if limit is not None:
+        df = df.iloc[:limit]
+    truth = {cat: (df[list(cols)].max(axis=1) > 0).tolist() for cat, cols in DISASTER_MAPPING.items()}
+    return DevSet(df["message"].astype(str).tolist(), truth, "disaster_response_messages split=train genre=news")
+
+
+def prf(pred: Sequence[bool], gold: Sequence[bool]) -> dict[str, float]:
+    tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+    fp = sum(p and not g for p, g in zip(pred, gold, strict=True))
+    fn = sum(g and not p for p, g in zip(pred, gold, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn, "predicted": tp + fp}
+
+
+def score_predictions(signals: Sequence[Signals], truth: Mapping[str, Sequence[bool]]) -> dict[str, object]:
+    """Per-category precision/recall/F1 (present = non-empty tag) and their macro-F1."""
+    per_cat = {}
+    for cat, gold in truth.items():
+        pred = [s[cat]["tag"] != ABSENT for s in signals]
+        per_cat[cat] = prf(pred, gold)
+    macro = sum(m["f1"] for m in per_cat.values()) / len(per_cat) if per_cat else 0.0
+    return {"categories": per_cat, "macro_f1": macro}
+
+
+def markdown_table(results: Mapping[str, Mapping[str, object]]) -> str:
+    """One row per labeller: P/R/F1 per category, then macro-F1 (the README includes this)."""
+    cats = list(EVAL_CATEGORIES)
+    head = "| labeller | " + " | ".join(f"{c} P / R / F1" for c in cats) + " | macro-F1 |"
+    sep = "|---|" + "---|" * (len(cats) + 1)
+    rows = [head, sep]
+    for name, res in results.items():
+        cells = []
+        for c in cats:
+            m = res["categories"][c]  # type: ignore[index]
+            cells.append(f"{m['precision']:.2f} / {m['recall']:.2f} / {m['f1']:.2f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | **{res['macro_f1']:.3f}** |")
+    return "\n".join(rows)
+
+
+def to_json(results: Mapping[str, object]) -> str:
+    return json.dumps(results, indent=2, sort_keys=True)

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Compare the labellers side by side on the development split (disaster messages, train/news).
+
+Prints a markdown table (per category precision / recall / F1 and macro-F1; the README includes
+it) and writes the same numbers as JSON. Only ``split == "train"`` rows are read.
+
+    python scripts/evaluate_labellers.py [--labellers keywords,embeddings,hybrid] [--model-dir DIR]
+        [--output reports/labellers.json] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+
+from news_signals.labelling.evaluation import disaster_dev_set, markdown_table, score_predictions, to_json  # noqa: E402
+from news_signals.storage import Storage  # noqa: E402
+
+LABELLERS = ("keywords", "embeddings", "hybrid")
+
+
+def build(name: str):
+    if name == "keywords":
+        from news_signals.labelling.keywords import KeywordLabeller
+
+        return KeywordLabeller()
+    if name == "embeddings":
+        from news_signals.labelling.embeddings import EmbeddingLabeller
+
+        return EmbeddingLabeller()
+    if name == "hybrid":
+        from news_signals.labelling.hybrid import HybridLabeller
+
+        return HybridLabeller()
+    raise ValueError(f"unknown labeller {name!r}; choose from {LABELLERS}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labellers", default=",".join(LABELLERS), help=f"comma list of {LABELLERS}")
+    parser.add_argument("--model-dir", help="also score a saved model artifact (news_signals.classifiers.model_classifier)")
+    parser.add_argument("--output", default=str(ROOT / "reports" / "labellers.json"), help="JSON results file")
+    parser.add_argument("--limit", type=int, help="only the first N development texts (quick checks)")
+    args = parser.parse_args(argv)
+
+    dev = disaster_dev_set(limit=args.limit)
+    print(f"development set: {len(dev.texts)} texts ({dev.source})", file=sys.stderr)
+    results: dict[str, dict] = {}
+    classifiers = [(n.strip(), None) for n in args.labellers.split(",") if n.strip()]
+    if args.model_dir:
+        classifiers.append(("model", args.model_dir))
+    for name, model_dir in classifiers:
+        if model_dir is not None:
+            from news_signals.classifiers import model_classifier
+
+            clf = model_classifier(model_dir)
+        else:
+            clf = build(name)
+        start = time.perf_counter()
+        signals = clf.classify_texts(dev.texts)
+        seconds = time.perf_counter() - start
+        res = score_predictions(signals, dev.truth)
+        res["seconds"] = round(seconds, 2)
+        res["classifier"] = getattr(clf, "label", None) or clf.name
+        results[name if model_dir is None else clf.name] = res
+        print(f"{name}: macro-F1 {res['macro_f1']:.3f} in {seconds:.1f}s", file=sys.stderr)
+
+    print(markdown_table(results))
+    out = {"dev_set": dev.source, "n_texts": len(dev.texts), "results": results}
+    storage = Storage(str(Path(args.output).resolve().parent))
+    storage.write_bytes(storage.path(Path(args.output).name), to_json(out).encode())
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
