@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -152,8 +153,7 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     for cat, vals in (metrics.get("per_category") or {}).items():
         if isinstance(vals, dict) and isinstance(vals.get("f1"), int | float):
             out[f"f1_{cat}"] = float(vals["f1"])
-    latency = metrics.get("latency_ms") or {}
-    for q in ("p50", "p95"):
-        if isinstance(latency.get(q), int | float):
-            out[f"latency_{q}_ms"] = float(latency[q])
-    return out
+    for key, value in (metrics.get("speed") or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
