@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from news_signals.storage import Storage
@@ -71,6 +76,79 @@ class TinyClassifier:
                 sig["sports"] = {"score": 0.6, "tag": "victory"}
             out.append(sig)
         return out
+
+
+class LogCapture(logging.Handler):
+    """Records of one logger, attached directly: Airflow's logging setup can replace the root handlers
+    (and with them pytest's caplog handler) when it is first imported inside a test."""
+
+    def __init__(self, logger: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.logger = logging.getLogger(logger)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> LogCapture:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+
+    def warnings(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= logging.WARNING]
+
+
+_TINY_ARTIFACT: Path | None = None
+
+
+def tiny_artifact() -> Path:
+    """One real tiny model artifact per test session (built with news_signals.model.testing, ~30 s)."""
+    global _TINY_ARTIFACT
+    if _TINY_ARTIFACT is None:
+        import torch
+        from news_signals.model.testing import build_tiny_artifact
+
+        torch.set_num_threads(1)
+        _TINY_ARTIFACT = build_tiny_artifact(
+            Path(tempfile.mkdtemp(prefix="feat-tiny-")) / "artifact", epochs=1
+        )
+    return _TINY_ARTIFACT
+
+
+def artifact_variant(src: Path, dst: Path, *, note: str = "", vocab_drop: str | None = None) -> Path:
+    """A copy of ``src`` with different files (so the registry sees a new version), hashes kept valid.
+
+    ``note`` changes history.json (same weights, new version); ``vocab_drop`` removes one tag from
+    the manifest's vocabulary of that category (a taxonomy mismatch the loader must refuse).
+    """
+    from news_signals.model.artifact import sha256_file
+
+    shutil.copytree(src, dst)
+    manifest_path = dst / "news_signals.json"
+    manifest = json.loads(manifest_path.read_text())
+    if note:
+        history = dst / "history.json"
+        data = json.loads(history.read_text())
+        history.write_text(json.dumps({"note": note, "history": data}))
+        manifest["files"]["history.json"] = sha256_file(history)
+    if vocab_drop:
+        manifest["vocabularies"][vocab_drop] = manifest["vocabularies"][vocab_drop][:-1]
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return dst
+
+
+def register_and_promote(storage: Storage, artifact: Path, reason: str = "test") -> int:
+    """Register ``artifact`` in the LocalRegistry under ``storage`` and promote it; return the version."""
+    from news_signals.config import Settings
+    from news_signals.registry import LocalRegistry
+
+    registry = LocalRegistry(Settings().model_name, storage)
+    mv = registry.register(artifact, {"macro_f1": 0.5})
+    registry.promote(mv.version, reason)
+    return int(mv.version)
 
 
 __all__ = ["CATEGORIES", "TinyClassifier", "make_partition", "write_partition"]
