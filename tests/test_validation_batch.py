@@ -36,7 +36,7 @@ def labelled_batch(n: int = 6) -> pd.DataFrame:
             "seendate": pd.Timestamp(f"{DAY}T{i % 24:02d}:15:00", tz="UTC"),
             "domain": "example.se",
             "language": "Swedish" if i % 2 else "English",
-            "sourcecountry": "SW",
+            "sourcecountry": "Sweden" if i % 3 else "SW",  # GDELT answers with names, filters by code
         }
         for c in CATEGORIES:
             row[score_column(c)], row[tag_column(c)] = 0.0, ""

@@ -48,6 +48,20 @@ def iso_day(day: date | str) -> str:
         raise ValueError(f"day {day!r} is not a date; pass it as YYYY-MM-DD") from None
 
 
+def resolve_day(override: str | None, data_interval_start: Any = None, logical_date: Any = None) -> str:
+    """The day a run ingests: the ``date`` Param if given, else the start of the run's data interval.
+
+    With the DAG's data-interval timetable a scheduled or backfilled run's interval is exactly
+    its logical day; a manual run's is the last complete day before it was triggered.
+    """
+    if override:
+        return iso_day(str(override))
+    for value in (data_interval_start, logical_date):
+        if value is not None:
+            return iso_day(value if isinstance(value, str) else value.date().isoformat())
+    raise ValueError("no day to ingest: pass the date Param (YYYY-MM-DD) or run with a logical date")
+
+
 def staging_dir(storage: Storage, run_key: str) -> str:
     """The staging folder of one run (the run key is made path-safe)."""
     return storage.path(STAGING_AREA, re.sub(r"[^A-Za-z0-9_.=-]+", "_", run_key).strip("_") or "run")
