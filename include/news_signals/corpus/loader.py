@@ -6,7 +6,7 @@ day (on GDELT's 15-minute grid, weighted towards daytime like a real news day) f
 the text, so every run, machine and process sees the same schedule.
 
 Building it reads ~7,000 small files (about 10 s), so the texts are cached in-process and as
-JSON under ``$NEWS_SIGNALS_HOME/cache/`` keyed by the package versions and this code's version.
+JSON in ``cache_dir()`` keyed by the package versions and this code's version.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from news_signals.config import default_home
 from news_signals.corpus.sources import READERS, SOURCES, RawText
 from news_signals.text import normalise_title
 
@@ -76,9 +75,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def cache_dir() -> Path:
+    """``$NEWS_SIGNALS_CACHE``, else ``$XDG_CACHE_HOME/news_signals`` (``~/.cache/news_signals``).
+
+    Derived from installed packages, not project data, so it lives outside ``$NEWS_SIGNALS_HOME``
+    and survives test sessions with fresh homes.
+    """
+    if os.environ.get("NEWS_SIGNALS_CACHE"):
+        return Path(os.environ["NEWS_SIGNALS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "news_signals"
+
+
 def _cache_file() -> Path:
     key = hashlib.sha256(json.dumps([CORPUS_VERSION, _versions()], sort_keys=True).encode()).hexdigest()[:12]
-    return Path(default_home()) / "cache" / f"corpus-{key}.json"
+    return cache_dir() / f"corpus-{key}.json"
 
 
 def _read_sources(sources: tuple[str, ...]) -> list[RawText]:

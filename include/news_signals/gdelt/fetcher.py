@@ -64,9 +64,13 @@ def resolve_endpoint(settings: Settings) -> str:
         return str(conn.extra["url"])
     if "://" in conn.host:
         return conn.host
+    # In a connection URI (http://host:port/path) Airflow puts the path into ``schema``.
     scheme = conn.schema if conn.schema in ("http", "https") else conn.extra.get("scheme", "https")
     port = f":{conn.port}" if conn.port else ""
-    path = conn.extra.get("path", "/api/v2/doc/doc")
+    default_path = (
+        f"/{conn.schema.lstrip('/')}" if conn.schema and conn.schema not in ("http", "https") else ""
+    )
+    path = conn.extra.get("path", default_path or "/api/v2/doc/doc")
     return f"{scheme}://{conn.host}{port}{path}"
 
 

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -92,17 +93,14 @@ def _h(*parts: str) -> int:
     return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:12], 16)
 
 
-def _slug(text: str, words: int = 8) -> str:
-    return "-".join(normalise_title(text).split()[:words])[:80] or "article"
-
-
 def _publish(
-    rec: CorpusRecord, domain: str, country: str, seen: datetime, variant: str = ""
-) -> dict[str, str]:
+    rec: CorpusRecord, norm: str, domain: str, country: str, seen: datetime, variant: str = ""
+) -> _Article:
     key = f"{rec.uid}{variant}"
-    url = f"https://{domain}/{seen:%Y/%m/%d}/{_slug(rec.text)}-{key[:10]}"
+    slug = "-".join(norm.split()[:8])[:80] or "article"
+    url = f"https://{domain}/{seen:%Y/%m/%d}/{slug}-{key[:10]}"
     has_image = _h(key, "img") % 4 != 0
-    return {
+    payload = {
         "url": url,
         "url_mobile": url.replace("https://", "https://m.", 1) if _h(key, "m") % 3 == 0 else "",
         "title": rec.text,
@@ -112,12 +110,14 @@ def _publish(
         "language": LANG_NAMES[rec.lang],
         "sourcecountry": country,
     }
+    return _Article(seen, frozenset(norm.split()), f" {norm} ", payload)
 
 
-def build_articles(records: Sequence[CorpusRecord]) -> list[dict[str, str]]:
+def build_index(records: Sequence[CorpusRecord]) -> tuple[_Article, ...]:
     """Corpus records -> GDELT artlist rows (deterministic), oldest first."""
     out = []
     for rec in records:
+        norm = normalise_title(rec.text)
         if rec.lang == "sv":
             series = rec.origin.split("/")[2] if rec.origin.count("/") >= 2 else "sf"
             country, domain = "Sweden", _NEWSREEL_DOMAINS.get(series, "sfjournalen.se")
@@ -127,19 +127,23 @@ def build_articles(records: Sequence[CorpusRecord]) -> list[dict[str, str]]:
         else:
             country = "Sweden"
             domain = _SWEDISH_ENGLISH_DOMAINS[_h(rec.uid, "domain") % len(_SWEDISH_ENGLISH_DOMAINS)]
-        out.append(_publish(rec, domain, country, rec.seendate))
+        out.append(_publish(rec, norm, domain, country, rec.seendate))
         if _h(rec.uid, "syndicated") % 1000 < SYNDICATED_SHARE * 1000:
-            later = min(
-                rec.seendate + timedelta(minutes=15), datetime.combine(rec.date, datetime.max.time(), UTC)
-            )
-            later = later.replace(second=0, microsecond=0)
+            day_end = datetime.combine(rec.date, datetime.max.time(), UTC).replace(second=0, microsecond=0)
+            later = min(rec.seendate + timedelta(minutes=15), day_end)
             pool = _SWEDISH_ENGLISH_DOMAINS if rec.lang == "en" else tuple(_NEWSREEL_DOMAINS.values())
             second = pool[(_h(rec.uid, "domain") + 1) % len(pool)]
             if second == domain:
                 second = pool[(_h(rec.uid, "domain") + 2) % len(pool)]
-            out.append(_publish(rec, second, country, later, variant="-syn"))
-    out.sort(key=lambda a: (a["seendate"], a["url"]))
-    return out
+            out.append(_publish(rec, norm, second, country, later, variant="-syn"))
+    out.sort(key=lambda a: (a.seen, a.payload["url"]))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _default_index(start_date: date, days: int) -> tuple[_Article, ...]:
+    # Every server of one process shares the built index (tests start one per test).
+    return build_index(load_corpus(start_date=start_date, days=days))
 
 
 # ---- query language -------------------------------------------------------------------------
@@ -265,19 +269,9 @@ class ReplayServer:
         days: int = DEFAULT_DAYS,
         slow_delay_s: float = 2.0,
     ) -> None:
-        records = load_corpus(start_date=start_date, days=days) if corpus is None else list(corpus)
         self.start_date, self.days = start_date, days
         self.slow_delay_s = slow_delay_s
-        payloads = build_articles(records)
-        self._articles = [
-            _Article(
-                seen=datetime.strptime(p["seendate"], SEENDATE_FORMAT).replace(tzinfo=UTC),
-                words=frozenset(normalise_title(p["title"]).split()),
-                norm=f" {normalise_title(p['title'])} ",
-                payload=p,
-            )
-            for p in payloads
-        ]
+        self._articles = _default_index(start_date, days) if corpus is None else build_index(list(corpus))
         self._times = [a.seen for a in self._articles]
         self._faults: deque[str] = deque()
         self._log: list[RequestLog] = []
@@ -300,7 +294,7 @@ class ReplayServer:
     def start(self) -> ReplayServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="gdelt-replay", daemon=True
+                target=self._httpd.serve_forever, args=(0.05,), name="gdelt-replay", daemon=True
             )
             self._thread.start()
             log.info("GDELT replay server on %s (%d articles)", self.url, len(self._articles))
