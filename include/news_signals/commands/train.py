@@ -1,0 +1,63 @@
+"""Train the multi-head model on a snapshot and write a hashed model artifact to --out.
+
+Restarting the same command resumes from the last finished epoch (out/checkpoints/last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from news_signals.model.train import CONFIDENCE_MODES
+
+    parser.add_argument("--snapshot", required=True, help="snapshot directory with train/val/test.parquet")
+    parser.add_argument("--base-model", default="minilm", help="local HF model dir, hub id (cached), or 'minilm'")
+    parser.add_argument("--out", required=True, help="artifact directory (replaced when training finishes)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per text (headlines fit in 64)")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--patience", type=int, default=2, help="epochs without val macro-F1 gain before stopping")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--sample", type=int, help="use at most N training rows (quick trial)")
+    parser.add_argument("--confidence-mode", choices=CONFIDENCE_MODES, default="weight")
+    parser.add_argument("--filter-threshold", type=float, default=0.5, help="with --confidence-mode filter")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--log-every", type=int, default=20, help="log progress every N steps")
+    parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from news_signals.config import Settings
+    from news_signals.model.train import TrainConfig, train
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=args.max_length,
+        warmup_ratio=args.warmup_ratio,
+        patience=args.patience,
+        seed=args.seed,
+        sample=args.sample,
+        confidence_mode=args.confidence_mode,
+        filter_threshold=args.filter_threshold,
+        threads=args.threads,
+        log_every=args.log_every,
+        model_name=args.model_name or Settings().model_name,
+    )
+    out = train(args.snapshot, args.base_model, args.out, config)
+    manifest = json.loads((out / "news_signals.json").read_text(encoding="utf-8"))
+    m = manifest["metrics"]
+    print(
+        json.dumps(
+            {"artifact": str(out), "best_epoch": m.get("best_epoch"), "val_macro_f1": m.get("val_macro_f1"),
+             "test_macro_f1": m.get("test_macro_f1"), "train_examples_per_s": m.get("train_examples_per_s")}
+        ),
+        file=sys.stdout,
+    )
+    return 0
