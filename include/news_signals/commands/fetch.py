@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from datetime import date
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from news_signals.config import Settings
-    from news_signals.gdelt.fetcher import fetch_day
+    from news_signals.gdelt.fetcher import GdeltFetchError, fetch_day
     from news_signals.storage import Storage
 
     settings = Settings()
@@ -47,14 +48,18 @@ def run(args: argparse.Namespace) -> int:
         settings = replace(settings, gdelt_url=args.url)
     if args.min_interval is not None:
         settings = replace(settings, gdelt_min_interval_s=args.min_interval)
-    df = fetch_day(
-        args.date,
-        settings,
-        query=args.query,
-        countries=args.countries,
-        languages=args.languages,
-        max_articles=args.max_articles,
-    )
+    try:
+        df = fetch_day(
+            args.date,
+            settings,
+            query=args.query,
+            countries=args.countries,
+            languages=args.languages,
+            max_articles=args.max_articles,
+        )
+    except GdeltFetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     target = args.output if "://" in args.output else os.path.abspath(args.output)
     storage = Storage(posixpath.dirname(target) or ".")
     written = storage.write_parquet(storage.path(posixpath.basename(target)), df)

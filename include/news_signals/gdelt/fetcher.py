@@ -162,6 +162,7 @@ class GdeltClient:
         self.session.headers["User-Agent"] = user_agent
         self._doc = _gdeltdoc_client_class()(endpoint, timeout_s, self.session)
         self._last_request: float | None = None
+        self.request_times: list[float] = []  # monotonic start of each request (pacing is checkable)
         self.stats = FetchStats()
 
     @classmethod
@@ -186,6 +187,7 @@ class GdeltClient:
             if wait > 0:
                 time.sleep(wait)
         self._last_request = time.monotonic()
+        self.request_times.append(self._last_request)
 
     def articles(self, filters: Any, raw_query: str | None, label: str) -> pd.DataFrame:
         """One artlist query (``gdeltdoc.Filters`` + optional raw GDELT query text), with retries."""

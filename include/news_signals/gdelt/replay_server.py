@@ -385,8 +385,7 @@ class ReplayServer:
             if body == b"{}":
                 body = b'{"articles": [{"url": "https://example.invalid/x", "title": "'
             return status, ctype, body[: max(1, len(body) // 2)]
-        time.sleep(self.slow_delay_s)  # "slow": a correct answer, too late
-        return status, ctype, body
+        return status, ctype, body  # "slow": a correct answer, sent too late (see _handle)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         arrived = time.monotonic()
@@ -403,6 +402,8 @@ class ReplayServer:
         status, ctype, body = self._fault_response(fault, params) if fault else self.answer(params)
         with self._lock:
             self._log.append(RequestLog(arrived, params, int(status), fault))
+        if fault == "slow":
+            time.sleep(self.slow_delay_s)
         self._send(handler, status, ctype, body)
 
     @staticmethod
