@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench ui clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ demo: install  ## backfill the daily DAG, retrain, run the feature pipeline, pri
 
 test: install  ## the whole test suite
 	$(PY) -m pytest tests
+
+ui: install  ## browse the demo's Airflow (runs, logs, model-history page)
+	$(PY) -m news_signals.local_airflow
 
 lint: install
 	$(VENV)/bin/ruff check .
