@@ -106,7 +106,9 @@ PARAMS = {
     dag_id="gdelt_daily_ingest",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
-    catchup=True,  # missed days are filled in order; backfill works the same way
+    # Only the latest day is scheduled on unpause; fill gaps on purpose with
+    # `airflow backfill create --dag-id gdelt_daily_ingest --from-date ... --to-date ...`.
+    catchup=False,
     max_active_runs=3,  # GDELT asks for one request per 5 s: a few days at a time, not a stampede
     dagrun_timeout=timedelta(hours=4),
     default_args=DEFAULT_ARGS,
