@@ -158,3 +158,44 @@ def test_some_syndicated_copies_share_a_title_on_another_domain(replay_server):
 def test_parse_query_rejects_dangling_or():
     with pytest.raises(ValueError, match="OR needs"):
         parse_query("storm OR")
+
+
+def test_replay_server_command_serves_until_terminated():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "news_signals",
+            "replay-server",
+            "--port",
+            "0",
+            "--start-date",
+            "2026-11-01",
+            "--days",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        url = None
+        for _ in range(5):
+            line = proc.stdout.readline()
+            if line.startswith("export NEWS_SIGNALS_GDELT_URL="):
+                url = line.split("=", 1)[1].strip()
+                break
+        assert url and url.endswith("/api/v2/doc/doc")
+        params = {"query": "sourcecountry:SW", "mode": "artlist", "format": "json", "maxrecords": "5",
+                  "startdatetime": "20261103000000", "enddatetime": "20261103235959"}  # fmt: skip
+        rows = requests.get(url, params=params, timeout=10).json()["articles"]
+        assert len(rows) == 5 and all(r["seendate"].startswith("20261103") for r in rows)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
