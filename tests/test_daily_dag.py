@@ -147,3 +147,24 @@ def test_an_empty_day_fails_clearly_or_publishes_empty_when_allowed(ns_home, gde
     assert result["rows"] == 0 and storage.partition_dates() == ["2026-10-01"]
     empty = pd.read_parquet(storage.partition_file("2026-10-01"))
     assert list(empty.columns) == [*ARTICLE_COLUMNS, *SIGNAL_COLUMNS, "labeller"] and empty.empty
+
+
+def test_ingest_day_command(ns_home, gdelt, capsys):
+    import json
+
+    from news_signals.cli import main
+
+    assert (
+        main(["ingest-day", "--date", "2026-11-08", "--max-articles", "30", "--max-unlabelled-share", "1"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["day"] == "2026-11-08" and result["rows"] == 30
+    assert Path(result["partition"]).exists() and sum(result["labels"].values()) >= 30
+
+    assert main(["ingest-day", "--date", "8 Nov"]) == 2
+    assert "pass it as YYYY-MM-DD" in capsys.readouterr().err
+    # a failing batch exits 2 and names the expectation; the good partition from above is untouched
+    assert main(["ingest-day", "--date", "2026-11-08", "--max-articles", "30", "--min-rows", "31"]) == 2
+    assert "row_count_in_range" in capsys.readouterr().err
+    assert len(pd.read_parquet(result["partition"])) == 30
