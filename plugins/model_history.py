@@ -1,0 +1,30 @@
+"""Airflow 3 plugin: the model-history page, mounted by the api-server at ``/model-history/``.
+
+Airflow 3.1 mounts each ``fastapi_apps`` entry with ``app.mount(url_prefix, app)`` (prefixes under
+/api/v2, /ui and /execution are reserved) and lists ``external_views`` in the UI's navigation;
+``url_route`` makes the UI embed the page under ``/plugin/model-history``. All logic lives in
+``news_signals.web``; this file is wiring only.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+from news_signals.web import create_app
+
+URL_PREFIX = "/model-history"
+
+
+class ModelHistoryPlugin(AirflowPlugin):
+    name = "news_signals_model_history"
+    fastapi_apps = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "news-signals model history"},
+    ]
+    external_views = [
+        {
+            "name": "Model history",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "model-history",
+        },
+    ]

@@ -1,0 +1,151 @@
+"""The model-history page: real registry files, real HTTP (uvicorn on loopback and TestClient), the plugin."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+from news_signals.history import load_history
+from news_signals.web import create_app
+from news_signals.web.example import build_example_registry
+
+
+@pytest.fixture()
+def registry_home(ns_home):
+    versions = build_example_registry()
+    assert versions == [1, 2, 3, 4]
+    return ns_home
+
+
+def test_history_reads_registry_and_gate_files(registry_home):
+    h = load_history()
+    assert h.error is None and h.backend == "local"
+    assert [r.version for r in h.rows] == [1, 2, 3, 4]
+    assert [r.decision for r in h.rows] == ["promote", "promote", "keep", "promote"]
+    assert h.production is not None and h.production.version == 4
+    v3 = h.rows[2]
+    assert "vs_production" in v3.failed_rules and v3.reason.startswith("failed:")
+    # the keyword baseline comes out of the real gate.json, not out of the fixture
+    assert all(r.baseline_macro_f1 == pytest.approx(0.412) for r in h.rows)
+    assert set(h.production.per_category) == {
+        "emergencies", "crime", "festivals", "transportation", "weather_temp",
+        "weather_wet", "sports", "economics", "politics",
+    }
+    assert h.rows[3].macro_f1 > h.rows[1].macro_f1 > h.rows[0].macro_f1
+
+
+def _serve(app):
+    """uvicorn on a free loopback port in a thread; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def test_page_over_real_http(registry_home):
+    server, thread, base = _serve(create_app())
+    try:
+        with urllib.request.urlopen(f"{base}/", timeout=30) as resp:
+            assert resp.status == 200
+            html = resp.read().decode()
+        with urllib.request.urlopen(f"{base}/api/history", timeout=30) as resp:
+            data = json.loads(resp.read())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    assert "Model history: news_signals" in html
+    for v in (1, 2, 3, 4):
+        assert f'id="v{v}"' in html
+    assert html.count("<svg") == 2  # the macro-F1 chart and the per-category chart, inline
+    assert "keyword baseline" in html and "politics" in html and "weather temp" in html
+    assert re.search(r'id="v4">.*?badge prod', html, re.S)
+    assert re.search(r'id="v3">.*?badge keep', html, re.S)
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)  # no CDN, no JS
+    assert "<metadata>" not in html
+    assert data["production_version"] == 4
+    assert [v["decision"] for v in data["versions"]] == ["promote", "promote", "keep", "promote"]
+
+
+def test_empty_registry_page(ns_home):
+    from fastapi.testclient import TestClient
+
+    resp = TestClient(create_app()).get("/")
+    assert resp.status_code == 200
+    assert 'id="empty"' in resp.text and "<svg" not in resp.text
+
+
+def test_registry_down_is_shown_not_500(ns_home):
+    from news_signals.registry import RegistryError
+
+    def broken(_name):
+        raise RegistryError("Hopsworks at hops.example:443 did not answer")
+
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(registry_factory=broken))
+    resp = client.get("/")
+    assert resp.status_code == 503
+    assert 'id="registry-error"' in resp.text and "did not answer" in resp.text and "Registry down" in resp.text
+    api = client.get("/api/history")
+    assert api.status_code == 503 and "did not answer" in api.json()["error"]
+
+
+def test_airflow_plugin_mounts_the_app(registry_home):
+    """The plugin as the api-server loads it: plugins_manager → init_plugins mounts it at /model-history."""
+    from airflow import plugins_manager
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    plugins_manager.plugins = None
+    plugins_manager.fastapi_apps = None
+    plugins_manager.fastapi_root_middlewares = None
+    plugins_manager.initialize_fastapi_plugins()
+    ours = [a for a in plugins_manager.fastapi_apps if a["url_prefix"] == "/model-history"]
+    assert len(ours) == 1
+
+    from airflow.api_fastapi.app import init_plugins
+
+    api = FastAPI()
+    init_plugins(api)
+    client = TestClient(api)
+    resp = client.get("/model-history/")
+    assert resp.status_code == 200 and 'id="v4"' in resp.text
+    assert client.get("/model-history/api/history").json()["production_version"] == 4
+
+
+def test_page_renders_in_headless_chromium(registry_home, tmp_path):
+    """bench/render_history_page.py's render(): a real browser draws the page to a PNG."""
+    import importlib.util
+    import struct
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "render_history_page", Path(__file__).resolve().parents[1] / "bench" / "render_history_page.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    if bench.find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install -y --no-install-recommends chromium)")
+    out = tmp_path / "page.png"
+    bench.render(out, width=1000, height=800)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1000, 800)
+    assert len(data) > 20_000  # a blank page compresses to a few KB; charts and tables do not
+    assert not list(tmp_path.glob(".tmp-*"))
