@@ -3,7 +3,8 @@
 Why our own applier: the Astro CLI is not part of this stack, and the demo must set up connections,
 variables and the ``gpu`` pool with nothing but Airflow. It writes one import file per kind and runs
 ``airflow pools import``, ``airflow connections import --overwrite`` and ``airflow variables import``
-(three CLI processes instead of one per object), so applying twice gives the same result.
+(Airflow's own CLI commands, run together in one child process: Airflow takes seconds to start), so
+applying twice gives the same result.
 
 Values may reference the environment as ``${NAME}`` or ``${NAME:-default}``. A connection that
 references an unset variable without a default is skipped (and logged by id only): e.g.
@@ -183,34 +184,55 @@ def write_import_files(settings: AirflowSettings, dest: Path) -> dict[str, Path]
     return paths
 
 
-def import_commands(paths: dict[str, Path], airflow: list[str]) -> list[list[str]]:
+def import_commands(paths: dict[str, Path]) -> list[list[str]]:
+    """The Airflow CLI argument lists that import ``paths`` (overwriting what exists)."""
     cmds = []
     if "pools" in paths:
-        cmds.append([*airflow, "pools", "import", str(paths["pools"])])
+        cmds.append(["pools", "import", str(paths["pools"])])
     if "connections" in paths:
-        cmds.append([*airflow, "connections", "import", "--overwrite", str(paths["connections"])])
+        cmds.append(["connections", "import", "--overwrite", str(paths["connections"])])
     if "variables" in paths:
-        cmds.append([*airflow, "variables", "import", "--action-on-existing-key", "overwrite", str(paths["variables"])])
+        cmds.append(["variables", "import", "--action-on-existing-key", "overwrite", str(paths["variables"])])
     return cmds
+
+
+def _run_airflow_commands(cmds: list[list[str]]) -> None:
+    """Run several Airflow CLI commands in THIS process, exactly as ``airflow`` would (one start-up, not three)."""
+    from airflow.cli import cli_parser
+    from airflow.configuration import write_default_airflow_configuration_if_needed
+
+    write_default_airflow_configuration_if_needed()
+    parser = cli_parser.get_parser()
+    for argv in cmds:
+        args = parser.parse_args(argv)
+        args.func(args)
 
 
 def apply_settings(
     path: str | Path = DEFAULT_SETTINGS_FILE,
     *,
-    airflow: list[str] | None = None,
+    python: str = sys.executable,
     env: dict[str, str] | None = None,
 ) -> AirflowSettings:
-    """Apply pools, connections and variables to the Airflow that ``airflow`` (default: this Python's) uses."""
+    """Apply pools, connections and variables to the Airflow configured in ``env`` (default: os.environ).
+
+    The Airflow commands run in one child process of ``python`` (an interpreter with Airflow), so the
+    caller's own Airflow configuration, if any, is not involved.
+    """
     settings = load_settings(path, env)
-    airflow = airflow or [sys.executable, "-m", "airflow"]
     run_env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="news-signals-settings-") as tmp:
-        for cmd in import_commands(write_import_files(settings, Path(tmp)), airflow):
-            what = " ".join(cmd[len(airflow) : len(airflow) + 2])
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env)
+        cmds = import_commands(write_import_files(settings, Path(tmp)))
+        if cmds:
+            proc = subprocess.run(
+                [python, "-m", "news_signals.airflow_settings", "--run-airflow-commands", json.dumps(cmds)],
+                capture_output=True, text=True, env=run_env,
+            )
             if proc.returncode != 0:
                 # Airflow's own output names the failing object; it does not echo passwords.
-                raise SettingsError(f"`airflow {what}` failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                raise SettingsError(
+                    f"applying {path} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+                )
     log.info("pools: %s", ", ".join(f"{p.name}={p.slots}" for p in settings.pools) or "none")
     log.info("connections: %s", ", ".join(c.conn_id for c in settings.connections) or "none")
     for conn_id, var in settings.skipped_connections.items():
@@ -223,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Apply airflow_settings.yaml (Astro CLI format) to the local Airflow.")
     parser.add_argument("settings", nargs="?", default=str(DEFAULT_SETTINGS_FILE), help="path (default: airflow_settings.yaml)")
     parser.add_argument("--check", action="store_true", help="only parse and validate; print what would be applied")
+    parser.add_argument("--run-airflow-commands", help=argparse.SUPPRESS)  # internal: the child of apply_settings
     args = parser.parse_args(argv)
+    if args.run_airflow_commands:
+        _run_airflow_commands(json.loads(args.run_airflow_commands))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         if args.check:
