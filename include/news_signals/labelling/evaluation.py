@@ -81,3 +81,22 @@ def markdown_table(results: Mapping[str, Mapping[str, object]]) -> str:
 
 def to_json(results: Mapping[str, object]) -> str:
     return json.dumps(results, indent=2, sort_keys=True)
+
+
+HANDMADE_FILE = "dev_handmade.json"
+
+
+def handmade_dev_set(lang: str | None = None) -> DevSet:
+    """The small hand-written development set (all nine categories, sv + en; provenance in the file)."""
+    from importlib import resources
+
+    from news_signals.taxonomy import CATEGORIES, TAGS
+
+    data = json.loads(resources.files("news_signals.labelling").joinpath(HANDMADE_FILE).read_text("utf-8"))
+    items = [it for it in data["items"] if lang is None or it["lang"] == lang]
+    for it in items:
+        for cat, tag in it["labels"].items():
+            if cat not in CATEGORIES or tag not in TAGS[cat]:
+                raise ValueError(f"{HANDMADE_FILE}: {it['text']!r} has label {cat}={tag!r} outside the taxonomy")
+    truth = {cat: [cat in it["labels"] for it in items] for cat in CATEGORIES}
+    return DevSet([it["text"] for it in items], truth, f"{HANDMADE_FILE} (hand-written, lang={lang or 'all'})")

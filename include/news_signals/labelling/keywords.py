@@ -173,6 +173,22 @@ def detect_language(tokens: Sequence[str], text: str, sv_words: frozenset[str], 
     return ""  # short headlines and place names (Gävle) are too weak a signal: use both
 
 
+@dataclass
+class KeywordAnalysis:
+    """What the lexicon found in one text."""
+
+    signals: Signals
+    evidence: dict[str, dict[str, float]]  # category -> tag -> strength in [0, 1] (below threshold too)
+    strength: dict[str, float]  # category -> combined strength 1 - prod(1 - w)
+    polarity: dict[str, float]  # category -> sum of polarity * weight of its hits
+    cues: dict[str, int]  # cue name -> count (cancel, violence, severity, casualty, up, down, ...)
+    lang: str = ""  # "sv", "en" or "" (unsure)
+
+    def top_tag(self, category: str) -> str:
+        tags = self.evidence.get(category)
+        return max(tags, key=tags.__getitem__) if tags else ABSENT
+
+
 class KeywordLabeller:
     """Bootstrap labels from the lexicon; implements ``classifiers.Classifier``."""
 
@@ -226,14 +242,14 @@ class KeywordLabeller:
         return [self.classify(t) for t in texts]
 
     def classify(self, text: str) -> Signals:
-        return self.explain(text)[0]
+        return self.analyse(text).signals
 
-    def evidence(self, text: str) -> dict[str, dict[str, float]]:
-        """Per category: accumulated evidence per tag (before thresholds); used by the hybrid."""
-        return self.explain(text)[1]
+    def analyse(self, text: str, all_cues: bool = False) -> KeywordAnalysis:
+        """Signals plus the evidence behind them (the hybrid labeller combines this evidence).
 
-    def explain(self, text: str) -> tuple[Signals, dict[str, dict[str, float]]]:
-        """Signals plus the per-category, per-tag evidence that produced them."""
+        ``all_cues`` also counts the cues (cancel, violence, up/down...) of texts with no keyword hit,
+        so a category seen only by the embeddings still gets a sign from them.
+        """
         if not isinstance(text, str):
             raise ValueError(f"classify_texts needs strings, got {type(text).__name__}")
         lowered = text.lower()
@@ -250,25 +266,27 @@ class KeywordLabeller:
                 continue  # "opened fire" is no fire, "cold war" no cold snap
             per_cat.setdefault(hit.category, {}).setdefault(hit.tag, []).append(hit.weight)
             polarity[hit.category] = polarity.get(hit.category, 0.0) + hit.polarity * hit.weight
-        signals: Signals = {c: {"score": 0.0, "tag": ABSENT} for c in CATEGORIES}
-        evidence: dict[str, dict[str, float]] = {}
-        if not per_cat:
-            return signals, evidence
-        cue = self._cue_counts(tokens)
+        analysis = KeywordAnalysis({c: {"score": 0.0, "tag": ABSENT} for c in CATEGORIES}, {}, {}, polarity, {}, lang)
+        if not per_cat and not all_cues:
+            return analysis
+        analysis.cues.update(self._cue_counts(tokens))
         for cat, tags in per_cat.items():
-            tag_strength = {t: 1.0 - math.prod(1.0 - w for w in ws) for t, ws in tags.items()}
-            evidence[cat] = tag_strength
+            analysis.evidence[cat] = {t: 1.0 - math.prod(1.0 - w for w in ws) for t, ws in tags.items()}
             strength = 1.0 - math.prod(1.0 - w for ws in tags.values() for w in ws)
-            if strength < self.threshold:
-                continue
-            tag = max(tag_strength, key=lambda t: tag_strength[t])
-            sign = self._sign(cat, polarity.get(cat, 0.0), cue)
-            magnitude = self._magnitude(cat, strength, sign, polarity.get(cat, 0.0), cue)
-            score = round(max(-1.0, min(1.0, sign * magnitude)), 4)
-            if score == 0.0:
-                score = sign * 0.05
-            signals[cat] = {"score": float(score), "tag": tag}
-        return signals, evidence
+            analysis.strength[cat] = strength
+            if strength >= self.threshold:
+                analysis.signals[cat] = {"score": self.signed_score(cat, strength, analysis), "tag": analysis.top_tag(cat)}
+        return analysis
+
+    def signed_score(self, category: str, strength: float, analysis: KeywordAnalysis) -> float:
+        """Signed score of a present category from its evidence strength and the text's cues."""
+        return self.score_from(category, strength, analysis.polarity.get(category, 0.0), analysis.cues)
+
+    def score_from(self, category: str, strength: float, polarity: float, cues: dict[str, int]) -> float:
+        """Signed score from evidence strength, polarity (sum of pol * w) and cue counts."""
+        sign = self._sign(category, polarity, cues)
+        score = round(max(-1.0, min(1.0, sign * self._magnitude(category, strength, sign, polarity, cues))), 4)
+        return float(score) if score != 0.0 else sign * 0.05
 
     # ------------------------------------------------------------------------------------
     def _cue_counts(self, tokens: Sequence[str]) -> dict[str, int]:
