@@ -26,7 +26,7 @@ from news_signals.text import normalise_title
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1  # bump when a reader's cleaning changes
+CORPUS_VERSION = 3  # bump when a reader's cleaning changes
 DEFAULT_START = date(2026, 11, 1)
 DEFAULT_DAYS = 30
 SLOT_MINUTES = 15  # GDELT updates every 15 minutes; seendate sits on that grid

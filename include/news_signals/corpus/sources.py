@@ -127,7 +127,8 @@ def read_disaster_news() -> Iterator[RawText]:
 
 # ---- Reuters titles (lda) ---------------------------------------------------------------------
 _REUTERS_LINE = re.compile(
-    r"^\d+\s+(?:[A-Z][A-Z .&/-]*:\s+)?(?P<title>.+?)\s+(?P<dateline>[A-Z][^a-z]*\d{4}-\d{2}-\d{2})$"
+    r"^\d+\s+(?:[A-Z][A-Z .&/-]*:\s+)?(?P<title>.+?)"
+    r"\s+(?P<dateline>[A-Z][A-Z .'&/-]*(?:,\s*[A-Za-z. ]+)?\s+\d{4}-\d{2}-\d{2})$"
 )
 
 
@@ -151,7 +152,7 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
-def read_lee_news(max_per_article: int = 6) -> Iterator[RawText]:
+def read_lee_news(max_per_article: int = 25) -> Iterator[RawText]:
     """Sentences of the Lee corpus articles (one article per line), at most ``max_per_article`` each."""
     base = package_dir("gensim", SOURCES["lee_news"][0]) / "test" / "test_data"
     files = [base / "lee_background.cor", base / "lee.cor"]
@@ -216,7 +217,7 @@ def _speech_ok(text: str) -> bool:
     )
 
 
-def read_journal_speech(max_per_file: int = 3) -> Iterator[RawText]:
+def read_journal_speech(max_per_file: int = 5) -> Iterator[RawText]:
     """The first ``max_per_file`` clean, sentence-like segments of each speech transcript."""
     for path in _journal_files("speech"):
         kept = 0
