@@ -32,6 +32,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from news_signals.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
+from news_signals.oncall import task_failure_callback
 
 DAILY_ARTICLES = Asset(name=DAILY_ARTICLES_ASSET_NAME, uri=DAILY_ARTICLES_ASSET_URI)
 
@@ -55,6 +56,7 @@ def _fail_fast(exc: Exception) -> Exception:
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": task_failure_callback,
     },
     params={
         "date": Param(

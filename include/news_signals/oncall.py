@@ -52,8 +52,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("not_enough_data", "Not enough data", ("snapshot",), ("NotEnoughData", "not enough", "too few")),
     Stage("trainer", "Trainer crash or OOM", ("train", "evaluat"),
           ("OutOfMemoryError", "CUDA out of memory", "DockerContainerFailedException", "MemoryError")),
-    Stage("gate", "Gate refused", ("gate", "promot"), ("GateRefused", "gate refused")),
     Stage("registry", "Registry down", ("register", "registry"), ("RegistryError", "RestAPIError")),
+    Stage("gate", "Gate refused", ("gate", "promot"), ("GateRefused", "gate refused")),
     Stage("feature_store", "Feature-store write failure", ("feature", "classify", "write_group"),
           ("FeatureStoreError", "FeatureGroup")),
 )
