@@ -180,6 +180,10 @@ def test_endpoint_from_env_then_connection_then_gdelt(replay_server, monkeypatch
     assert resolve_endpoint(Settings()) == replay_server.url
     df = fetch_day(DAY, replace(Settings(), gdelt_min_interval_s=0.0), query="stockholm")
     assert len(df) > 0 and len(replay_server.requests) == 4
+    # URI form: Airflow puts the (quoted) path into ``schema``; ``?scheme=http`` for a plain-HTTP host
+    host_port = replay_server.url.split("/")[2]
+    monkeypatch.setenv("AIRFLOW_CONN_GDELT_API", f"http://{host_port}/api%2Fv2%2Fdoc%2Fdoc?scheme=http")
+    assert resolve_endpoint(Settings()) == replay_server.url
     monkeypatch.setenv("NEWS_SIGNALS_GDELT_URL", "http://127.0.0.1:9/other")
     assert resolve_endpoint(Settings()) == "http://127.0.0.1:9/other"
 
