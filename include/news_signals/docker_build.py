@@ -3,7 +3,9 @@
 Why offline: no container registry is reachable here, so the base image is made locally with
 ``debootstrap --variant=minbase`` + ``docker import`` (Debian packages only), and every Python package
 comes from a wheelhouse built on the host with pip (PyPI or pip's local index; torch is the CPU wheel
-on disk). In production ``BASE_IMAGE`` is a CUDA PyTorch image and ``--online`` lets pip use PyPI.
+on disk). The wheelhouse is served to the build over loopback (``--network host``) rather than copied
+into the context, so no 190 MB wheel ends up in an image layer and no second stage has to copy a
+1.8 GB venv. In production ``BASE_IMAGE`` is a CUDA PyTorch image and ``--online`` lets pip use PyPI.
 
 Caching: the image is tagged ``<repo>:ctx-<hash>`` where the hash covers the Dockerfile, the image's
 requirement files, constraints.txt, the package source and the base image id; a build whose tag exists
@@ -24,8 +26,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from news_signals.config import PROJECT_ROOT
@@ -40,7 +47,8 @@ DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BUILD_DIR = PROJECT_ROOT / "build"
 REQUIREMENT_FILES = ("requirements.txt", "requirements-nodeps.txt")
-OFFLINE_PIP_ARGS = "--no-index --find-links=/wheels"
+# A fixed port keeps PIP_INSTALL_ARGS (part of Docker's cache key) stable, so the dependency layer is reused.
+WHEEL_SERVER_PORT = 47631
 DOCKER_TIMEOUT_S = 1800  # a quiet `pip install torch` step may not print for minutes
 
 
@@ -227,22 +235,55 @@ def build_package_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def _stage_context(ctx: Path, wheelhouse: Path | None) -> None:
-    """Dockerfile, requirement files, wheels/ (dependencies; hard links, the torch wheel is 190 MB) and
-    pkg/ (the news_signals wheel alone, so a source change rebuilds only the last layer)."""
+def _stage_context(ctx: Path) -> None:
+    """Dockerfile, requirement files and pkg/ (the news_signals wheel alone: a source change rebuilds
+    only the last layers)."""
     if ctx.exists():
         shutil.rmtree(ctx)
-    wheels = ctx / "wheels"
-    wheels.mkdir(parents=True)
+    ctx.mkdir(parents=True)
     for name in ("Dockerfile", *REQUIREMENT_FILES):
         shutil.copy2(TRAINER_DIR / name, ctx / name)
-    if wheelhouse is not None:
-        for whl in wheelhouse.glob("*.whl"):
-            try:
-                os.link(whl, wheels / whl.name)
-            except OSError:
-                shutil.copy2(whl, wheels / whl.name)
     build_package_wheel(ctx / "pkg")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base class
+        log.debug("wheel server: " + format, *args)
+
+
+@contextmanager
+def serve_wheelhouse(wheelhouse: Path) -> Iterator[str]:
+    """Serve ``wheelhouse`` on 127.0.0.1 (a directory listing pip's --find-links reads); yields pip args."""
+    handler = partial(_QuietHandler, directory=str(wheelhouse))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", WHEEL_SERVER_PORT), handler)
+    except OSError:  # port taken: any free port (the dependency layer is then rebuilt once)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="wheel-server", daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        yield f"--no-index --find-links=http://127.0.0.1:{port}/ --trusted-host 127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _docker_build(client, ctx: Path, tag: str, buildargs: dict[str, str], network_mode: str | None) -> None:
+    log.info("docker build %s (BASE_IMAGE=%s)", tag, buildargs.get("BASE_IMAGE", "Dockerfile default"))
+    tail: list[str] = []
+    for chunk in client.api.build(
+        path=str(ctx), tag=tag, buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False,
+        network_mode=network_mode,
+    ):
+        if "stream" in chunk:
+            line = chunk["stream"].rstrip()
+            if line:
+                log.info("build: %s", line)
+                tail = (tail + [line])[-30:]
+        if "error" in chunk:
+            raise BuildError(f"docker build of {tag} failed: {chunk['error']}\n" + "\n".join(tail))
 
 
 def build_trainer_image(
@@ -261,33 +302,25 @@ def build_trainer_image(
     client = docker_client()
     if base_image is None:
         base_image = ensure_base_image(client) if not online else None
-    pip_args = "" if online else OFFLINE_PIP_ARGS
     base_id = client.images.get(base_image).id if base_image and image_exists(client, base_image) else str(base_image)
     repo, name_tag = _split_tag(tag)
-    context_tag = f"{repo}:ctx-{context_hash(base_id, pip_args)[:16]}"
+    context_tag = f"{repo}:ctx-{context_hash(base_id, 'online' if online else 'offline')[:16]}"
     cached = not force and image_exists(client, context_tag)
     if cached:
         log.info("image %s exists (same Dockerfile, requirements, source and base); not rebuilding", context_tag)
     else:
-        wheelhouse = None if online else build_wheelhouse()
-        ctx = BUILD_DIR / "trainer-context"
-        _stage_context(ctx, wheelhouse)
-        buildargs = {"PIP_INSTALL_ARGS": pip_args}
-        if base_image:
-            buildargs["BASE_IMAGE"] = base_image
-        log.info("docker build %s (BASE_IMAGE=%s)", context_tag, base_image or "Dockerfile default")
-        tail: list[str] = []
-        for chunk in client.api.build(
-            path=str(ctx), tag=context_tag, buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False
-        ):
-            if "stream" in chunk:
-                line = chunk["stream"].rstrip()
-                if line:
-                    log.info("build: %s", line)
-                    tail = (tail + [line])[-30:]
-            if "error" in chunk:
-                raise BuildError(f"docker build of {context_tag} failed: {chunk['error']}\n" + "\n".join(tail))
-        shutil.rmtree(ctx, ignore_errors=True)
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        ctx = Path(tempfile.mkdtemp(prefix="trainer-context-", dir=BUILD_DIR))
+        _stage_context(ctx)
+        buildargs = {"BASE_IMAGE": base_image} if base_image else {}
+        try:
+            if online:
+                _docker_build(client, ctx, context_tag, {**buildargs, "PIP_INSTALL_ARGS": ""}, None)
+            else:
+                with serve_wheelhouse(build_wheelhouse()) as pip_args:
+                    _docker_build(client, ctx, context_tag, {**buildargs, "PIP_INSTALL_ARGS": pip_args}, "host")
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
     image = client.images.get(context_tag)
     image.tag(repo, name_tag)
     result = BuildResult(
