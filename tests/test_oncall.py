@@ -174,13 +174,34 @@ def test_no_webhook_configured(ns_home, monkeypatch, caplog):
     assert "not configured" in caplog.text
 
 
+def _wrapped(exc: BaseException) -> BaseException:
+    """How the DAGs fail fast: AirflowFailException(str(exc)) raised from the real error."""
+    from airflow.exceptions import AirflowFailException
+
+    try:
+        raise AirflowFailException(str(exc)) from exc
+    except AirflowFailException as wrapped:
+        return wrapped
+
+
+def test_stage_from_the_real_error_behind_airflow_fail_exception():
+    from news_signals.snapshot import SnapshotError
+    from news_signals.trainer_runner import TrainerError
+
+    assert oncall.classify_stage("evaluate", _wrapped(SnapshotError("boom"))).key == "not_enough_data"
+    assert oncall.classify_stage("mystery", _wrapped(TrainerError("trainer exited with 137"))).key == "trainer"
+
+
 @pytest.mark.parametrize(
     ("task_id", "exc", "stage"),
     [
         ("fetch_day", ConnectionError("GDELT down"), "gdelt"),
         ("snapshot", ValueError("not enough labelled articles: 12 < 200"), "not_enough_data"),
         ("gate", RuntimeError("candidate macro-F1 below baseline"), "gate"),
-        ("register", OSError("registry unreachable"), "registry"),
+        ("register_and_promote", OSError("registry unreachable"), "registry"),
+        ("validate_snapshot", RuntimeError("x"), "validation"),
+        ("choose_trainer", RuntimeError("x"), "trainer"),
+        ("write_headline_classifications", RuntimeError("x"), "feature_store"),
         ("write_features", OSError("disk full"), "feature_store"),
         ("mystery", RuntimeError("?"), "unknown"),
     ],

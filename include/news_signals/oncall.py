@@ -44,18 +44,23 @@ class Stage:
         return f"{RUNBOOK}#{slug.replace(' ', '-')}"
 
 
-# Order matters: the first stage whose error pattern matches wins, then the first task-id match.
+# Order matters: the first stage whose error pattern matches wins (the exception and its causes:
+# the DAGs re-raise as AirflowFailException "from" the real error), then the first task-id match.
 STAGES: tuple[Stage, ...] = (
     Stage("gdelt", "GDELT rate-limited or down", ("fetch",),
-          ("RateLimitError", "rate limit", "ConnectTimeout", "ReadTimeout", "ConnectionError", "GdeltError")),
-    Stage("validation", "Validation failure", ("validat",), ("ValidationError", "ValidationFailed", "quarantine")),
-    Stage("not_enough_data", "Not enough data", ("snapshot",), ("NotEnoughData", "not enough", "too few")),
+          ("GdeltFetchError", "RateLimitError", "rate limit", "ConnectTimeout", "ReadTimeout")),
+    Stage("feature_store", "Feature-store write failure", ("feature", "classify", "write_", "vibe"),
+          ("FeatureValidationError", "for feature group", "feature store")),
+    Stage("validation", "Validation failure", ("validat",),
+          ("BatchValidationError", "SnapshotValidationError", "quarantine")),
+    Stage("not_enough_data", "Not enough data", ("snapshot", "target_dates"),
+          ("SnapshotError", "PartitionMissing", "too little data", "no daily partition")),
     Stage("trainer", "Trainer crash or OOM", ("train", "evaluat"),
-          ("OutOfMemoryError", "CUDA out of memory", "DockerContainerFailedException", "MemoryError")),
-    Stage("registry", "Registry down", ("register", "registry"), ("RegistryError", "RestAPIError")),
-    Stage("gate", "Gate refused", ("gate", "promot"), ("GateRefused", "gate refused")),
-    Stage("feature_store", "Feature-store write failure", ("feature", "classify", "write_group"),
-          ("FeatureStoreError", "FeatureGroup")),
+          ("TrainerError", "OutOfMemoryError", "out of memory", "DockerContainerFailedException",
+           "exited with 137", "MemoryError")),
+    Stage("registry", "Registry down", ("register", "registry", "resolve_model"),
+          ("RegistryError", "ModelUnavailable", "HopsworksConfigError", "RestAPIError")),
+    Stage("gate", "Gate refused", ("gate", "promot"), ("gate.json says keep",)),
 )
 UNKNOWN_STAGE = Stage("unknown", "Triage", ())
 
@@ -141,7 +146,7 @@ def diagnose(context: Mapping[str, Any], settings: Settings | None = None) -> Di
         runbook=stage.anchor,
         error=_error_line(error),
         inputs=inputs,
-        artifacts=_artifacts(stage, settings, day),
+        artifacts=_artifacts(stage, settings, day, task_id),
         rerun=rerun_commands(dag_id, task_id, logical_date, run_id),
         log_url=getattr(ti, "log_url", None) if isinstance(getattr(ti, "log_url", None), str) else None,
     )
@@ -295,7 +300,7 @@ def _day(params: Mapping[str, Any], logical: Any) -> str | None:
     return _iso(logical)[:10] if logical is not None else None
 
 
-def _artifacts(stage: Stage, settings: Settings, day: str | None) -> list[str]:
+def _artifacts(stage: Stage, settings: Settings, day: str | None, task_id: str = "") -> list[str]:
     """Where to look for this failure mode (paths under the storage root)."""
     from news_signals.storage import Storage
 
@@ -306,6 +311,8 @@ def _artifacts(stage: Stage, settings: Settings, day: str | None) -> list[str]:
     model_dir = st.registry_dir(settings.model_name)
     if stage.key == "gdelt":
         return [f"GDELT endpoint {settings.gdelt_url} (python -m news_signals doctor checks it)"]
+    if stage.key == "validation" and "snapshot" in task_id:
+        return [st.url(st.path("snapshots")) + "/<snapshot_id>/  (manifest.json, splits; GX result in the task log)"]
     if stage.key == "validation":
         if day:
             return [st.url(st.quarantine_dir(day)) + "/  (rejected batch + GX validation result)"]
@@ -313,9 +320,14 @@ def _artifacts(stage: Stage, settings: Settings, day: str | None) -> list[str]:
     if stage.key == "not_enough_data":
         return [st.url(st.path("articles")) + "/  (daily partitions available)", st.url(st.path("snapshots")) + "/"]
     if stage.key == "trainer":
-        return [st.url(st.path("snapshots")) + "/  (the training snapshot)", "the task log (trainer output, OOM)"]
-    if stage.key in ("gate", "registry"):
-        return [st.url(model_dir) + "/<version>/gate.json and metrics.json", st.url(model_dir) + "/production"]
+        return [st.url(st.path("runs")) + "/<snapshot_id>/<train_key>/  (plan, candidate, evaluation.json)",
+                "the task log: the trainer's last 30 lines ([trainer] ...), exit code 137 = killed (OOM)"]
+    if stage.key == "gate":
+        return [st.url(st.path("runs")) + "/<snapshot_id>/<train_key>/gate.json  (each rule, value, threshold)",
+                st.url(model_dir) + "/production"]
+    if stage.key == "registry":
+        return [st.url(model_dir) + "/  (<version>/metrics.json, gate.json; production; promotions.json)"]
     if stage.key == "feature_store":
-        return [st.url(st.features_dir("headline_classifications")) + "/"]
+        return [st.url(st.features_dir("headline_classifications")) + "/",
+                st.url(st.path("features", "_staging")) + (f"/date={day}/" if day else "/") + "  (rows staged by classify)"]
     return [st.url(st.root)]
