@@ -232,3 +232,14 @@ def test_webhook_url_forms():
         "https://hooks.example.org:8443/ops/alerts"
     )
     assert oncall.webhook_url(conn()) is None
+
+
+def test_every_stage_has_its_runbook_section():
+    """The diagnosis links docs/RUNBOOK.md#<anchor>: each stage's heading must exist there."""
+    from pathlib import Path
+
+    runbook = (Path(__file__).resolve().parents[1] / "docs" / "RUNBOOK.md").read_text()
+    headings = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    for stage in (*oncall.STAGES, oncall.UNKNOWN_STAGE):
+        assert stage.title in headings, stage.title
+        assert f"(#{stage.anchor.split('#')[1]})" in runbook  # the contents list links the same anchor

@@ -312,7 +312,7 @@ def _artifacts(stage: Stage, settings: Settings, day: str | None, task_id: str =
     if stage.key == "gdelt":
         return [f"GDELT endpoint {settings.gdelt_url} (python -m news_signals doctor checks it)"]
     if stage.key == "validation" and "snapshot" in task_id:
-        return [st.url(st.path("snapshots")) + "/<snapshot_id>/  (manifest.json, splits; GX result in the task log)"]
+        return [st.url(st.path("snapshots")) + "/<snapshot_id>/validation.json  (each check; manifest.json)"]
     if stage.key == "validation":
         if day:
             return [st.url(st.quarantine_dir(day)) + "/  (rejected batch + GX validation result)"]
