@@ -60,6 +60,24 @@ def test_dense_day_arrives_complete_without_duplicates(replay_server):
     assert stats["duplicate_titles"] > 0  # syndicated copies were dropped
 
 
+def test_a_full_window_that_cannot_shrink_is_asked_per_language(replay_server):
+    start = datetime(2026, 11, 5, tzinfo=UTC)
+    for h in (0, 6, 12, 18):  # precondition: per language, every 6-hour window fits under the cap
+        for lang in ("swedish", "english"):
+            q = f"sourcecountry:SW sourcelang:{lang}"
+            assert (
+                len(replay_server.articles(q, start + timedelta(hours=h), start + timedelta(hours=h + 6)))
+                < 250
+            )
+    client = client_for(replay_server)
+    df = fetch_day(DAY, settings_for(replay_server), client=client, min_window_minutes=360)
+    stats = df.attrs["fetch_stats"]
+    assert stats["full_windows"] >= 1 and stats["truncated_windows"] == 0
+    per_language = [r.query["query"] for r in replay_server.requests if "OR" not in r.query["query"]]
+    assert per_language and all(q.count("sourcelang:") == 1 for q in per_language)
+    assert set(df["title"].map(normalise_title)) == expected_titles(replay_server, DAY)
+
+
 def test_contract_columns_ids_and_utc_seendate(replay_server):
     df = fetch_day(DAY, settings_for(replay_server), client=client_for(replay_server), max_articles=120)
     assert list(df.columns[: len(COLUMNS)]) == COLUMNS

@@ -260,7 +260,7 @@ def _filters(window: _Window, countries: Sequence[str], max_records: int) -> Any
 
 
 def fetch_day(
-    day: date,
+    day: date | str,
     settings: Settings | None = None,
     *,
     query: str | None = None,
@@ -280,6 +280,11 @@ def fetch_day(
     """
     import pandas as pd
 
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            raise ValueError(f"day {day!r} is not an ISO date (YYYY-MM-DD)") from None
     if isinstance(day, datetime):
         day = day.date()
     if not isinstance(day, date):
