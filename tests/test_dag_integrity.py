@@ -61,7 +61,8 @@ def test_gdelt_daily_ingest_contract(dagbag):
 
     dag = dagbag.dags["gdelt_daily_ingest"]  # get_dag() would need the metadata DB
     assert [t.task_id for t in dag.topological_sort()] == ["fetch", "label", "validate", "publish"]
-    assert dag.max_active_runs == 3  # catchup is an ops choice; gaps are filled with `airflow backfill create`
+    # catchup is an ops choice; gaps are filled with `airflow backfill create`
+    assert dag.max_active_runs == 3
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     # daily, with data intervals: a scheduled/backfilled run's interval is exactly its logical day

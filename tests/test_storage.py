@@ -36,7 +36,9 @@ def storage(request, tmp_path) -> Iterator[Storage]:
 
 def files_under(storage: Storage, area: str = "articles") -> list[str]:
     base = storage.path(area)
-    return sorted(p.removeprefix(base + "/") for p in storage.fs.find(base)) if storage.fs.exists(base) else []
+    return (
+        sorted(p.removeprefix(base + "/") for p in storage.fs.find(base)) if storage.fs.exists(base) else []
+    )
 
 
 def test_rerunning_a_day_replaces_its_partition_exactly(storage):
@@ -95,4 +97,8 @@ def test_layout_paths_follow_the_architecture(tmp_path):
     storage = Storage(str(tmp_path))
     assert storage.partition_file(DAY) == f"{tmp_path}/articles/date={DAY}/{PARTITION_FILE}"
     assert storage.quarantine_dir(DAY) == f"{tmp_path}/quarantine/date={DAY}"
-    assert Storage("memory://bucket/x").url(Storage("memory://bucket/x").path("articles")).startswith("memory://")
+    assert (
+        Storage("memory://bucket/x")
+        .url(Storage("memory://bucket/x").path("articles"))
+        .startswith("memory://")
+    )

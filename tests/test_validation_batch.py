@@ -60,7 +60,12 @@ def test_valid_batch_passes_every_expectation(tmp_path):
     assert report.success, report.failure_message()
     assert report.row_count == 6 and not report.failed
     names = {o.name for o in report.outcomes}
-    assert {"seendate_in_day", "article_id_unique", "row_count_in_range", "unlabelled_share_below_max"} <= names
+    assert {
+        "seendate_in_day",
+        "article_id_unique",
+        "row_count_in_range",
+        "unlabelled_share_below_max",
+    } <= names
     assert {f"{tag_column(c)}_in_vocabulary" for c in CATEGORIES} <= names
     assert json.loads(json.dumps(report.gx_result))["success"] is True
     assert "PASSED" in report.table()
@@ -148,7 +153,9 @@ def test_empty_day_fails_clearly_unless_zero_rows_are_allowed(tmp_path):
 
 def test_country_and_language_sets_come_from_settings(tmp_path):
     df = labelled_batch()
-    report = validate_batch(df, DAY, settings_for(tmp_path), limits=LIMITS, countries=["NO"], languages=["swedish"])
+    report = validate_batch(
+        df, DAY, settings_for(tmp_path), limits=LIMITS, countries=["NO"], languages=["swedish"]
+    )
     failed = {o.name: o.unexpected_count for o in report.failed}
     assert failed == {"sourcecountry_in_set": 6, "language_in_set": 3}
 
