@@ -62,7 +62,9 @@ def test_registered_models_and_webhook(local_env, monkeypatch):
 
 def test_gdelt_rate_limited_is_a_warning(local_env):
     local_env.inject("429")
-    check = doctor.check_gdelt(__import__("news_signals.config").config.Settings(), timeout=5)
+    from news_signals.config import Settings
+
+    check = doctor.check_gdelt(Settings(), timeout=5)
     assert check.status == "WARN" and "429" in check.detail
 
 

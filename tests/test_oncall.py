@@ -243,3 +243,18 @@ def test_every_stage_has_its_runbook_section():
     for stage in (*oncall.STAGES, oncall.UNKNOWN_STAGE):
         assert stage.title in headings, stage.title
         assert f"(#{stage.anchor.split('#')[1]})" in runbook  # the contents list links the same anchor
+
+
+def test_every_task_of_the_three_dags_has_the_callback():
+    from pathlib import Path
+
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"), include_examples=False)
+    assert not bag.import_errors, bag.import_errors
+    for dag_id in ("gdelt_daily_ingest", "monthly_retrain", "signal_feature_pipeline"):
+        dag = bag.dags.get(dag_id)
+        assert dag is not None, dag_id
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            assert oncall.task_failure_callback in callbacks, f"{dag_id}.{t.task_id} has no on-call callback"
