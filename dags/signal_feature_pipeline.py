@@ -74,37 +74,31 @@ def _fail_fast(exc: Exception) -> Exception:
     },
 )
 def signal_feature_pipeline() -> None:
-    @task(execution_timeout=timedelta(minutes=2))
-    def target_dates() -> list[str]:
-        """The day(s) this run processes (Param, else the asset events' extra, else the logical date)."""
+    @task(execution_timeout=timedelta(minutes=10))
+    def resolve_model() -> dict[str, Any]:
+        """Which day(s) and which classifier: downloads + verifies the model so a broken one shows here.
+
+        Days: the `date` Param, else the triggering asset events' `extra["date"]`, else the logical date.
+        """
+        from news_signals.classifiers import ModelUnavailable
+        from news_signals.features import resolve_model as resolve
         from news_signals.features import run_dates
 
         ctx = get_current_context()
+        params = ctx["params"]
         extras: list[dict[str, Any]] = []
-        events = ctx.get("triggering_asset_events") or {}
-        for asset_events in events.values():
+        for asset_events in (ctx.get("triggering_asset_events") or {}).values():
             extras.extend(dict(getattr(ev, "extra", None) or {}) for ev in asset_events)
         logical = ctx.get("logical_date") or ctx["dag_run"].run_after
         try:
-            return run_dates(ctx["params"].get("date"), extras, logical.date() if logical else None)
-        except ValueError as exc:
-            raise _fail_fast(exc) from exc
-
-    @task(execution_timeout=timedelta(minutes=10))
-    def resolve_model() -> dict[str, Any]:
-        """Which classifier to use; downloads + verifies the model so a broken one is caught here."""
-        from news_signals.classifiers import ModelUnavailable
-        from news_signals.features import resolve_model as resolve
-
-        params = get_current_context()["params"]
-        try:
+            days = run_dates(params.get("date"), extras, logical.date() if logical else None)
             _, choice = resolve(params["classifier"], bool(params["require_model"]))
         except (ModelUnavailable, ValueError) as exc:
             raise _fail_fast(exc) from exc
-        return choice.to_dict()
+        return {"days": days, "choice": choice.to_dict()}
 
     @task
-    def classify_partition(days: list[str], choice: dict[str, Any]) -> list[dict[str, Any]]:
+    def classify_partition(resolved: dict[str, Any]) -> list[dict[str, Any]]:
         """Classify each day's partition in batches; rows are staged in storage, XCom gets counts."""
         import logging
 
@@ -121,7 +115,7 @@ def signal_feature_pipeline() -> None:
         log = logging.getLogger("signal_feature_pipeline")
         params = get_current_context()["params"]
         storage = Storage()
-        model_choice = ModelChoice.from_dict(choice)
+        days, model_choice = resolved["days"], ModelChoice.from_dict(resolved["choice"])
         try:
             pinned = "keywords" if model_choice.version is None else str(model_choice.version)
             clf, used = resolve_model(pinned, bool(params["require_model"]), model_choice.model_name, storage)
@@ -170,9 +164,7 @@ def signal_feature_pipeline() -> None:
             clear_staged(storage, c["date"])
         return written
 
-    days = target_dates()
-    choice = resolve_model()
-    classified = classify_partition(days, choice)
+    classified = classify_partition(resolve_model())
     written = write_headline_classifications(classified)
     write_vibe_vectors(classified, written)
 
