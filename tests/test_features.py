@@ -149,3 +149,19 @@ def test_run_dates_precedence():
         run_dates(None, [], None)
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         parse_day("May 1st")
+
+
+def test_cli_features_command(storage, capsys):
+    import json
+
+    from news_signals.cli import main
+
+    assert main(["features", "--date", "2024-05-02", "--store", "local"]) == 2
+    assert "2024-05-02" in capsys.readouterr().err
+
+    write_partition(storage, DAY)
+    assert main(["features", "--all", "--classifier", "keywords", "--store", "local"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["classifier"] == "keywords" and summary["days"] == {DAY: {"headline_rows": 8, "vibe_rows": 3}}
+    assert main(["features", "--date", DAY, "--require-model", "--store", "local"]) == 3
+    assert "require_model" in capsys.readouterr().err
