@@ -165,6 +165,11 @@ def test_rejected_query_fails_fast_with_the_reason(replay_server):
     assert len(replay_server.requests) == 1
 
 
+def test_an_invalid_endpoint_is_named():
+    with pytest.raises(GdeltFetchError, match="not a valid URL"):
+        fetch_day(DAY, client=GdeltClient("not-a-url", min_interval_s=0.0))
+
+
 def test_a_day_without_articles_is_an_empty_typed_frame(replay_server):
     df = fetch_day(date(2020, 1, 1), settings_for(replay_server), client=client_for(replay_server))
     assert df.empty and list(df.columns) == COLUMNS

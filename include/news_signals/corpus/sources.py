@@ -114,7 +114,8 @@ def disaster_train_news() -> pd.DataFrame:
     label_cols = [c for c in df.columns if c not in DISASTER_META_COLUMNS]
     df[label_cols] = df[label_cols].apply(pd.to_numeric, errors="raise").astype("int64")
     df["id"] = df["id"].astype("int64")
-    assert set(df["split"]) == {DISASTER_SPLIT}, "only the train split may leave this function"
+    if set(df["split"]) != {DISASTER_SPLIT}:  # never let held-out rows out, even under python -O
+        raise RuntimeError("disaster_train_news() would return rows outside the train split")
     return df.reset_index(drop=True)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from news_signals.config import GDELT_DEFAULT_URL, Settings
 from news_signals.connections import get_connection
@@ -114,8 +114,17 @@ def _gdeltdoc_client_class() -> type:
                 response = self.session.get(url, timeout=self.timeout_s)
             except requests.Timeout:
                 raise _Retryable(f"timeout after {self.timeout_s:g} s") from None
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise _Retryable(f"connection error ({type(exc).__name__})") from None
+            except (
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidURL,
+            ) as exc:
+                raise GdeltFetchError(
+                    f"the GDELT endpoint {self.endpoint!r} is not a valid URL ({exc}); "
+                    "set NEWS_SIGNALS_GDELT_URL or the gdelt_api connection"
+                ) from None
             try:
                 raise_response_error(response=response)
             except (RateLimitError, ServerError) as exc:
@@ -155,6 +164,12 @@ class GdeltClient:
     ) -> None:
         import requests
 
+        parts = urlsplit(endpoint or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise GdeltFetchError(
+                f"the GDELT endpoint {endpoint!r} is not a valid URL (want http(s)://host/path); "
+                "set NEWS_SIGNALS_GDELT_URL or the gdelt_api connection"
+            )
         self.endpoint = endpoint
         self.timeout_s, self.min_interval_s = timeout_s, min_interval_s
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
