@@ -162,6 +162,8 @@ def test_cli_features_command(storage, capsys):
     write_partition(storage, DAY)
     assert main(["features", "--all", "--classifier", "keywords", "--store", "local"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["classifier"] == "keywords" and summary["days"] == {DAY: {"headline_rows": 8, "vibe_rows": 3}}
+    assert summary["classifier"] == "keywords" and summary["days"] == {
+        DAY: {"headline_rows": 8, "vibe_rows": 3}
+    }
     assert main(["features", "--date", DAY, "--require-model", "--store", "local"]) == 3
     assert "require_model" in capsys.readouterr().err
