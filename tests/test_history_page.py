@@ -106,15 +106,16 @@ def test_registry_down_is_shown_not_500(ns_home):
     assert api.status_code == 503 and "did not answer" in api.json()["error"]
 
 
-def test_airflow_plugin_mounts_the_app(registry_home):
+def test_airflow_plugin_mounts_the_app(registry_home, monkeypatch):
     """The plugin as the api-server loads it: plugins_manager → init_plugins mounts it at /model-history."""
     from airflow import plugins_manager
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    plugins_manager.plugins = None
-    plugins_manager.fastapi_apps = None
-    plugins_manager.fastapi_root_middlewares = None
+    # load the plugins afresh (an earlier test in this process may have loaded them already)
+    for attr, value in (("plugins", None), ("loaded_plugins", set()), ("fastapi_apps", None),
+                        ("fastapi_root_middlewares", None)):
+        monkeypatch.setattr(plugins_manager, attr, value)
     plugins_manager.initialize_fastapi_plugins()
     ours = [a for a in plugins_manager.fastapi_apps if a["url_prefix"] == "/model-history"]
     assert len(ours) == 1
