@@ -313,7 +313,7 @@ def fetch_day(
     languages = tuple(languages if languages is not None else settings.languages)
     own_client = client is None
     client = client or GdeltClient.from_settings(settings)
-    stats = client.stats
+    stats = client.stats = FetchStats()  # per day, even when a client is reused
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     day_end = day_start + timedelta(days=1)
     step = timedelta(hours=window_hours)
