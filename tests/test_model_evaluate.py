@@ -99,3 +99,23 @@ def test_evaluate_many_side_by_side_and_contract_errors():
         evaluate(bad, TEXTS, TRUTH, measure_latency=False)
     with pytest.raises(ValueError, match="align"):
         evaluate(perfect, TEXTS[:2], TRUTH, measure_latency=False)
+
+
+def test_evaluate_cli_on_gold_jsonl(tmp_path, capsys):
+    from news_signals.cli import main
+
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"title": "Police arrest robbery suspect", "signals": sig(crime=("robbery", -0.6))},
+        {"title": "A quiet day at the library", "signals": sig()},
+    ]
+    gold.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["evaluate", "--input", str(gold), "--keywords", "--out", str(tmp_path / "rep"), "--no-latency"]) == 0
+    report = json.loads((tmp_path / "rep" / "keywords" / "report.json").read_text())
+    assert report["classifier"] == "keywords" and report["n_examples"] == 2
+    assert "macro_f1" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"title": "x", "signals": {"crime": {"score": 0, "tag": ""}}}) + "\n")
+    assert main(["evaluate", "--input", str(bad), "--keywords", "--out", str(tmp_path / "rep2")]) == 2
+    assert "article 1" in capsys.readouterr().err
+    assert main(["evaluate", "--input", str(gold), "--out", str(tmp_path / "rep3")]) == 2

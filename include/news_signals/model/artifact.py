@@ -197,6 +197,8 @@ def check_taxonomy(manifest: Mapping[str, Any], directory: str | Path = "") -> N
     extra = [c for c in categories if c not in CATEGORIES]
     if extra:
         raise ArtifactError(f"{directory}: the model has categories {extra} that the taxonomy does not know")
+    if categories != list(CATEGORIES):
+        raise ArtifactError(f"{directory}: the model's category order {categories} differs from {list(CATEGORIES)}")
     if manifest.get("taxonomy_fingerprint") != taxonomy_fingerprint():
         raise ArtifactError(
             f"{directory}: taxonomy fingerprint {manifest.get('taxonomy_fingerprint')} != {taxonomy_fingerprint()}"
