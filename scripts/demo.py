@@ -82,11 +82,22 @@ def main() -> int:
         print(f"Airflow UI: http://localhost:{af.api_port}  (user admin, password in {af.password_file})")
         af.wait_for_dags([DAILY, RETRAIN, FEATURES])
 
-        banner(f"Daily ingest: yesterday's scheduled run + backfill {backfill[0]} .. {backfill[-1]}")
+        banner(f"Daily ingest: backfill {backfill[0]} .. {backfill[-1]} + yesterday's scheduled run")
+        # Create the backfill while the DAG is still paused, so the scheduler is not writing the
+        # same SQLite tables at the same moment; then unpause (which also schedules yesterday).
+        created = af.cli("backfill", "create", "--dag-id", DAILY, "--from-date", backfill[0].isoformat(),
+                         "--to-date", backfill[-1].isoformat(), "--max-active-runs", "2", check=False)
+        if created.returncode != 0:
+            if not af.has_backfill(DAILY):
+                raise RuntimeError(f"airflow backfill create failed:\n{created.stderr[-2000:]}")
+            print(f"  (the backfill CLI exited {created.returncode}: {created.stderr.strip()[-300:]})")
+        have = {(r["logical_date"] or "")[:10] for r in af.runs(DAILY)}
+        for day in backfill:
+            if day.isoformat() not in have:  # whatever the backfill did not create, trigger by hand
+                print(f"  triggering {DAILY} for {day} (not created by the backfill)")
+                af.cli("dags", "trigger", DAILY, "--conf", json.dumps({"date": day.isoformat()}))
         af.cli("dags", "unpause", FEATURES)
         af.cli("dags", "unpause", DAILY)
-        af.cli("backfill", "create", "--dag-id", DAILY, "--from-date", backfill[0].isoformat(),
-               "--to-date", backfill[-1].isoformat(), "--max-active-runs", "2")
         daily_runs = af.wait_for_runs(DAILY, expected=BACKFILL_DAYS + 1, timeout=1200)
         report_runs(DAILY, daily_runs)
         af.wait_until_idle(FEATURES, timeout=900)

@@ -75,14 +75,25 @@ class LocalAirflow:
         self.log_file = self.home / "standalone.log"
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [shutil.which("airflow", path=self.env["PATH"]) or "airflow", *args],
-            env=self.env,
-            check=check,
-            capture_output=True,
-            text=True,
-        )
+    def cli(self, *args: str, check: bool = True, attempts: int = 3) -> subprocess.CompletedProcess:
+        """Run an ``airflow`` CLI command; retry (SQLite can be briefly locked by the scheduler)."""
+        for attempt in range(1, attempts + 1):
+            proc = subprocess.run(
+                [shutil.which("airflow", path=self.env["PATH"]) or "airflow", *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode == 0 or not check:
+                return proc
+            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            print(f"  airflow {' '.join(args[:2])} failed (attempt {attempt}/{attempts}):\n{tail}", flush=True)
+            time.sleep(5)
+        raise RuntimeError(f"airflow {' '.join(args)} failed {attempts} times; last error:\n{tail}")
+
+    def has_backfill(self, dag_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT COUNT(*) FROM backfill WHERE dag_id = ?", (dag_id,)).fetchone()[0] > 0
 
     def migrate(self) -> None:
         self.cli("db", "migrate")
