@@ -187,10 +187,14 @@ def plan_stage(snapshot_id: str, params: dict[str, Any], storage: Storage | None
         "work_dir": work,
         "candidate_dir": candidate,
         "job": job.__dict__,
+        # The work dir is mounted, not the candidate dir: the trainer swaps its finished artifact into
+        # --out with a rename, which a mount point cannot take (EBUSY), and its temp dir is a sibling.
         "docker": {
-            "command": trainer_args(job, snapshot=CONTAINER_SNAPSHOT, out=CONTAINER_OUT, base_model=base_arg),
+            "command": trainer_args(
+                job, snapshot=CONTAINER_SNAPSHOT, out=posixpath.join(CONTAINER_OUT, "candidate"), base_model=base_arg
+            ),
             "snapshot_src": host_path(job.snapshot_dir),
-            "out_src": host_path(candidate),
+            "out_src": host_path(work),
             "base_model_src": host_path(base_src),
         },
     }

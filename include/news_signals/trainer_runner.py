@@ -9,7 +9,8 @@ Configuration (environment; the DAG's ``trainer_backend`` Param overrides the ba
 - ``NEWS_SIGNALS_TRAINER_BACKEND`` = ``docker`` | ``local``; default ``docker`` when a Docker daemon
   is configured (``DOCKER_HOST`` set or ``/var/run/docker.sock`` present), else ``local``.
 - ``NEWS_SIGNALS_TRAINER_IMAGE`` (default ``news-signals-trainer:latest``).
-- ``NEWS_SIGNALS_TRAINER_GPU`` = 1 | 0 (default 1): request every GPU via ``device_requests``.
+- ``NEWS_SIGNALS_TRAINER_GPU`` = 1 | 0 | auto (default auto = NVIDIA device nodes present): request
+  every GPU via ``device_requests``; without a GPU they are left out.
 - ``NEWS_SIGNALS_DOCKER_URL`` (default: the provider's, i.e. ``DOCKER_HOST`` or the local socket),
   ``NEWS_SIGNALS_DOCKER_CONN_ID`` (a registry login; default none).
 - ``NEWS_SIGNALS_DOCKER_HOST_HOME``: where ``$NEWS_SIGNALS_HOME`` is on the Docker host, when the
@@ -77,8 +78,24 @@ def resolve_backend(requested: str | None) -> str:
     return requested
 
 
+NVIDIA_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0")
+
+
+def gpu_available() -> bool:
+    """An NVIDIA GPU on this machine (its device nodes exist): cheap enough for DAG parsing."""
+    return any(Path(node).exists() for node in NVIDIA_DEVICE_NODES)
+
+
 def use_gpu_default() -> bool:
-    return os.environ.get("NEWS_SIGNALS_TRAINER_GPU", "1").strip().lower() not in ("0", "false", "no", "")
+    """``NEWS_SIGNALS_TRAINER_GPU`` = 1 | 0 | auto (default auto: :func:`gpu_available`).
+
+    Without a GPU, device_requests must be left out: the daemon refuses to start a container that asks
+    for a GPU it cannot give. Set 1 where the workers see no GPU but the Docker host has one (compose).
+    """
+    value = os.environ.get("NEWS_SIGNALS_TRAINER_GPU", "auto").strip().lower()
+    if value in ("", "auto"):
+        return gpu_available()
+    return value not in ("0", "false", "no")
 
 
 def gpu_device_requests(use_gpu: bool) -> list[Any] | None:
