@@ -98,6 +98,8 @@ def test_classifier_contract_and_sidecar(artifact, tmp_path):
             if sig[c]["tag"] == "":
                 assert sig[c]["score"] == 0.0
     assert clf.classify_texts([]) == []
+    top = clf.top_k(TEXTS[:2], k=3)
+    assert [len(t) for t in top] == [3, 3] and top[0][0][1] >= top[0][1][1] >= top[0][2][1]
     registered = tmp_path / "v3"
     shutil.copytree(artifact, registered)
     (registered / "registry.json").write_text(json.dumps({"name": "news_signals", "version": 3}))
@@ -270,27 +272,26 @@ def test_out_dir_that_is_not_an_artifact_is_protected(snapshot, base_model, tmp_
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_cli_train_evaluate_classify(snapshot, base_model, tmp_path):
-    """train → evaluate (model and keywords side by side) → classify --method model, all via the CLI."""
-    env = {**os.environ}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "news_signals", *a], capture_output=True, text=True, env=env)  # noqa: E731
+def test_cli_train_evaluate_classify(snapshot, base_model, tmp_path, capsys):
+    """train → evaluate (model and keywords side by side) → classify --method model, via the CLI entry point."""
+    from news_signals.cli import main
+
     out = tmp_path / "cli-model"
-    proc = run("train", "--snapshot", str(snapshot), "--base-model", str(base_model), "--out", str(out),
-               "--epochs", "2", "--lr", "1e-3", "--batch-size", "16", "--threads", "1", "--model-name", "cli")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["artifact"] == str(out)
+    assert main(["train", "--snapshot", str(snapshot), "--base-model", str(base_model), "--out", str(out),
+                 "--epochs", "2", "--lr", "1e-3", "--batch-size", "16", "--threads", "1", "--model-name", "cli"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["artifact"] == str(out)
     rep = tmp_path / "reports"
-    proc = run("evaluate", "--snapshot", str(snapshot), "--model-dir", str(out), "--keywords", "--out", str(rep), "--no-latency")
-    assert proc.returncode == 0, proc.stderr
-    assert "macro_f1" in proc.stdout and "keywords" in proc.stdout
+    assert main(["evaluate", "--snapshot", str(snapshot), "--model-dir", str(out), "--keywords", "--out", str(rep), "--no-latency"]) == 0
+    printed = capsys.readouterr().out
+    assert "macro_f1" in printed and "keywords" in printed
     report = json.loads((rep / "model" / "report.json").read_text())
     assert report["classifier"] == "model:cli@local" and report["n_examples"] == len(pd.read_parquet(snapshot / "test.parquet"))
     assert (rep / "keywords" / "examples.jsonl").is_file() and (rep / "comparison.txt").is_file()
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("\n".join(json.dumps({"title": r["text"], "id": i}) for i, r in enumerate(synthetic_rows(1)[:5])) + "\n")
-    proc = run("classify", "--method", "model", "--model-dir", str(out), "--input", str(inp), "--output", str(outp))
-    assert proc.returncode == 0, proc.stderr
+    assert main(["classify", "--method", "model", "--model-dir", str(out), "--input", str(inp), "--output", str(outp)]) == 0
     rows = [json.loads(line) for line in outp.read_text().splitlines()]
     assert [r["id"] for r in rows] == list(range(5)) and all(r["classifier"] == "model:cli@local" for r in rows)
-    proc = run("train", "--snapshot", str(tmp_path / "missing"), "--base-model", str(base_model), "--out", str(tmp_path / "x"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    capsys.readouterr()
+    assert main(["train", "--snapshot", str(tmp_path / "missing"), "--base-model", str(base_model), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err

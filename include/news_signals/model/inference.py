@@ -149,6 +149,12 @@ class ModelClassifier:
         pred = self.predict(texts)
         return self.to_signals(pred), pred.presence()
 
+    def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        """Per text, the k categories most likely present with P(present), best first."""
+        presence = self.predict(texts).presence()
+        order = np.argsort(-presence, axis=1, kind="stable")[:, :k]
+        return [[(self.categories[j], float(presence[i, j])) for j in row] for i, row in enumerate(order)]
+
     def to_signals(self, pred: Prediction) -> list[Signals]:
         """Tag = argmax of the tag head; an absent tag forces score 0; score clipped to [-1, 1]."""
         out: list[Signals] = []
