@@ -286,6 +286,20 @@ def _docker_build(client, ctx: Path, tag: str, buildargs: dict[str, str], networ
             raise BuildError(f"docker build of {tag} failed: {chunk['error']}\n" + "\n".join(tail))
 
 
+def _prune_context_tags(client, repo: str, keep: str) -> None:
+    """Drop older ``<repo>:ctx-*`` tags (one per source change); images still tagged otherwise stay."""
+    import docker
+
+    for image in client.images.list(name=repo):
+        for tag in image.tags:
+            if tag.startswith(f"{repo}:ctx-") and tag != keep:
+                try:
+                    client.images.remove(tag, noprune=False)
+                    log.info("removed old build tag %s", tag)
+                except docker.errors.APIError as exc:  # in use by a container: keep it
+                    log.info("kept old build tag %s (%s)", tag, exc.explanation)
+
+
 def build_trainer_image(
     tag: str | None = None,
     *,
@@ -323,6 +337,7 @@ def build_trainer_image(
             shutil.rmtree(ctx, ignore_errors=True)
     image = client.images.get(context_tag)
     image.tag(repo, name_tag)
+    _prune_context_tags(client, repo, keep=context_tag)
     result = BuildResult(
         tag=tag,
         context_tag=context_tag,
