@@ -18,7 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
-from news_signals.labelling.evaluation import disaster_dev_set, markdown_table, score_predictions, to_json  # noqa: E402
+from news_signals.labelling.evaluation import (  # noqa: E402
+    disaster_dev_set,
+    handmade_dev_set,
+    markdown_table,
+    score_predictions,
+    to_json,
+)
 from news_signals.storage import Storage  # noqa: E402
 
 LABELLERS = ("keywords", "embeddings", "hybrid")
@@ -46,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", help="also score a saved model artifact (news_signals.classifiers.model_classifier)")
     parser.add_argument("--output", default=str(ROOT / "reports" / "labellers.json"), help="JSON results file")
     parser.add_argument("--limit", type=int, help="only the first N development texts (quick checks)")
+    parser.add_argument("--no-handmade", action="store_true", help="skip the hand-written sv/en set")
     args = parser.parse_args(argv)
 
     dev = disaster_dev_set(limit=args.limit)
     print(f"development set: {len(dev.texts)} texts ({dev.source})", file=sys.stderr)
     results: dict[str, dict] = {}
+    built: dict[str, object] = {}
     classifiers = [(n.strip(), None) for n in args.labellers.split(",") if n.strip()]
     if args.model_dir:
         classifiers.append(("model", args.model_dir))
@@ -68,10 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         res["seconds"] = round(seconds, 2)
         res["classifier"] = getattr(clf, "label", None) or clf.name
         results[name if model_dir is None else clf.name] = res
+        built[name if model_dir is None else clf.name] = clf
         print(f"{name}: macro-F1 {res['macro_f1']:.3f} in {seconds:.1f}s", file=sys.stderr)
 
     print(markdown_table(results))
-    out = {"dev_set": dev.source, "n_texts": len(dev.texts), "results": results}
+    out = {"dev_set": dev.source, "n_texts": len(dev.texts), "results": results, "handmade": {}}
+    if not args.no_handmade:
+        for lang in ("en", "sv"):
+            hand = handmade_dev_set(lang)
+            rows = {}
+            for name, clf in built.items():
+                rows[name] = score_predictions(clf.classify_texts(hand.texts), hand.truth)
+            out["handmade"][lang] = {"n_texts": len(hand.texts), "results": rows}
+            print(f"\nHand-written development headlines, {lang} ({len(hand.texts)} texts, all categories; "
+                  "in-sample: also used while writing the lexicon and for calibration):\n")
+            print(markdown_table(rows, f1_only=True))
     storage = Storage(str(Path(args.output).resolve().parent))
     storage.write_bytes(storage.path(Path(args.output).name), to_json(out).encode())
     print(f"\nwrote {args.output}", file=sys.stderr)

@@ -113,7 +113,7 @@ def test_language_gate_swedish_uses_keywords_only(hybrid, kw):
     import numpy as np
     from news_signals.labelling.embeddings import EmbeddingScores
 
-    texts = ["Polisen grep en man i Uppsala efter att han hade stulit en bil och kört mot rött", "Lovely day"]
+    texts = ["Polisen grep en man i Uppsala efter att han hade stulit en bil och kört mot rött", "It is a lovely day in the park"]
     analyses = [kw.analyse(t, all_cues=True) for t in texts]
     assert analyses[0].lang == "sv"
     n = len(CATEGORIES)
@@ -158,3 +158,22 @@ def test_real_encoder_end_to_end(hybrid):
     assert out[1]["sports"]["tag"] != "" and out[1]["sports"]["score"] > 0  # embedding recall
     assert out[2]["crime"]["tag"] == "robbery"
     assert not any(v["tag"] for v in out[3].values())
+
+
+def test_calibrated_hybrid_on_handwritten_dev_set(tmp_path):
+    """The shipped (calibrated) config: English gains from the encoder, Swedish falls back to keywords."""
+    import torch
+    from news_signals.labelling.evaluation import handmade_dev_set, score_predictions
+
+    torch.set_num_threads(2)
+    hybrid = HybridLabeller(home=str(tmp_path))
+    assert hybrid.encoder_languages == {"en"}
+    en = handmade_dev_set("en")
+    res = score_predictions(hybrid.classify_texts(en.texts), en.truth)
+    kw_res = score_predictions(hybrid.keywords.classify_texts(en.texts), en.truth)
+    assert res["macro_f1"] >= 0.9 and res["macro_f1"] >= kw_res["macro_f1"] - 0.02
+    sv = handmade_dev_set("sv")
+    hyb_sv = hybrid.classify_texts(sv.texts)
+    kw_sv = hybrid.keywords.classify_texts(sv.texts)
+    for h, k in zip(hyb_sv, kw_sv, strict=True):
+        assert {c for c in CATEGORIES if h[c]["tag"]} == {c for c in CATEGORIES if k[c]["tag"]}

@@ -189,6 +189,7 @@ class EmbeddingCache:
         import numpy as np
 
         old = self._shards()
+        self._mem = None  # re-read: another process may have added shards since we loaded
         mem = self._load()
         if not mem:
             return

@@ -64,17 +64,19 @@ def score_predictions(signals: Sequence[Signals], truth: Mapping[str, Sequence[b
     return {"categories": per_cat, "macro_f1": macro}
 
 
-def markdown_table(results: Mapping[str, Mapping[str, object]]) -> str:
-    """One row per labeller: P/R/F1 per category, then macro-F1 (the README includes this)."""
-    cats = list(EVAL_CATEGORIES)
-    head = "| labeller | " + " | ".join(f"{c} P / R / F1" for c in cats) + " | macro-F1 |"
+def markdown_table(results: Mapping[str, Mapping[str, object]], f1_only: bool = False) -> str:
+    """One row per labeller: P/R/F1 (or F1 only) per category, then macro-F1 (the README includes this)."""
+    first = next(iter(results.values()), {"categories": {c: {} for c in EVAL_CATEGORIES}})
+    cats = list(first["categories"])  # type: ignore[call-overload]
+    unit = "F1" if f1_only else "P / R / F1"
+    head = "| labeller | " + " | ".join(f"{c} {unit}" for c in cats) + " | macro-F1 |"
     sep = "|---|" + "---|" * (len(cats) + 1)
     rows = [head, sep]
     for name, res in results.items():
         cells = []
         for c in cats:
             m = res["categories"][c]  # type: ignore[index]
-            cells.append(f"{m['precision']:.2f} / {m['recall']:.2f} / {m['f1']:.2f}")
+            cells.append(f"{m['f1']:.2f}" if f1_only else f"{m['precision']:.2f} / {m['recall']:.2f} / {m['f1']:.2f}")
         rows.append(f"| {name} | " + " | ".join(cells) + f" | **{res['macro_f1']:.3f}** |")
     return "\n".join(rows)
 

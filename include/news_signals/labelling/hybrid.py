@@ -110,7 +110,9 @@ class HybridLabeller:
 
     def combine(self, analysis: KeywordAnalysis, scores: EmbeddingScores, row: int) -> Signals:
         """The per-category decision for one text from its keyword analysis and embedding scores."""
-        use_embedding = analysis.lang == "" or analysis.lang in self.encoder_languages
+        # unsure language counts as readable only for an encoder that reads both of our languages
+        lang = analysis.lang_lean
+        use_embedding = lang in self.encoder_languages or (lang == "" and {"sv", "en"} <= self.encoder_languages)
         out: Signals = {}
         for j, cat in enumerate(CATEGORIES):
             sim = float(scores.category[row, j]) if use_embedding else None
@@ -135,6 +137,8 @@ class HybridLabeller:
     ) -> Signal:
         """One category: evidence -> present?, tag, signed score, confidence (pure; unit-tested)."""
         p = self.params[category]
+        if similarity is None:  # the encoder cannot read this language: exactly the keyword labeller's decision
+            p = CategoryParams(1.0, p.lo, p.hi, self.keywords.threshold)
         kw_strength = analysis.strength.get(category, 0.0)
         evidence = p.evidence(kw_strength, similarity)
         confidence = round(p.confidence(evidence), 4)

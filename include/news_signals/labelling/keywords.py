@@ -162,15 +162,17 @@ def _check_lexicon(data: dict[str, Any], source: str) -> None:
                 raise ValueError(f"lexicon {source}: {cat} entry {i} weight must be in (0, 1]")
 
 
-def detect_language(tokens: Sequence[str], text: str, sv_words: frozenset[str], en_words: frozenset[str]) -> str:
-    """``sv``, ``en`` or ``""`` (unsure: both lexicons apply) from function words and å/ä/ö."""
+def detect_language(
+    tokens: Sequence[str], text: str, sv_words: frozenset[str], en_words: frozenset[str], margin: int = 2
+) -> str:
+    """``sv``, ``en`` or ``""`` (unsure) from function words and å/ä/ö; ``margin`` = evidence lead needed."""
     sv = len([t for t in tokens if t in sv_words]) + (1 if _SV_CHARS.search(text) else 0)
     en = len([t for t in tokens if t in en_words])
-    if sv >= en + 2:
+    if sv >= en + margin:
         return "sv"
-    if en >= sv + 2:
+    if en >= sv + margin:
         return "en"
-    return ""  # short headlines and place names (Gävle) are too weak a signal: use both
+    return ""  # short headlines and place names (Gävle) are too weak a signal: use both lexicons
 
 
 @dataclass
@@ -182,7 +184,8 @@ class KeywordAnalysis:
     strength: dict[str, float]  # category -> combined strength 1 - prod(1 - w)
     polarity: dict[str, float]  # category -> sum of polarity * weight of its hits
     cues: dict[str, int]  # cue name -> count (cancel, violence, severity, casualty, up, down, ...)
-    lang: str = ""  # "sv", "en" or "" (unsure)
+    lang: str = ""  # "sv", "en" or "" (unsure): which lexicon terms applied
+    lang_lean: str = ""  # the likelier language on any lead at all (the hybrid's encoder gate)
 
     def top_tag(self, category: str) -> str:
         tags = self.evidence.get(category)
@@ -266,7 +269,8 @@ class KeywordLabeller:
                 continue  # "opened fire" is no fire, "cold war" no cold snap
             per_cat.setdefault(hit.category, {}).setdefault(hit.tag, []).append(hit.weight)
             polarity[hit.category] = polarity.get(hit.category, 0.0) + hit.polarity * hit.weight
-        analysis = KeywordAnalysis({c: {"score": 0.0, "tag": ABSENT} for c in CATEGORIES}, {}, {}, polarity, {}, lang)
+        lean = lang or detect_language(tokens, lowered, self._sv_words, self._en_words, margin=1)
+        analysis = KeywordAnalysis({c: {"score": 0.0, "tag": ABSENT} for c in CATEGORIES}, {}, {}, polarity, {}, lang, lean)
         if not per_cat and not all_cues:
             return analysis
         analysis.cues.update(self._cue_counts(tokens))
