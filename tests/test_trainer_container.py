@@ -93,6 +93,12 @@ def test_image_runs_the_trainer_cli_offline(docker_client, trainer_image):
     # --help of the real CLI, with networking off: everything it needs is inside.
     out = docker_client.containers.run(trainer_image.tag, ["--help"], remove=True, network_disabled=True)
     assert b"--snapshot" in out and b"--base-model" in out
+    # Any uid can run it (HOME and the matplotlib cache live in /tmp).
+    out = docker_client.containers.run(
+        trainer_image.tag, ["-c", "import matplotlib.pyplot, os; print(os.getuid())"],
+        entrypoint=["python"], user="65534:65534", remove=True, network_disabled=True,
+    )
+    assert out.strip().endswith(b"65534")
     # The PyPI-shipped MiniLM backbone (base model alias "minilm") resolves inside the image.
     out = docker_client.containers.run(
         trainer_image.tag,
