@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 TRAINER_DIR = PROJECT_ROOT / "docker" / "trainer"
 BASE_IMAGE_TAG = "news-signals-base:bookworm"
-DEFAULT_TRAINER_IMAGE = "news-signals-trainer:latest"
 DEBIAN_SUITE = "bookworm"  # python3 = 3.11, matching the host's cp311 wheels
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -70,8 +69,10 @@ class BuildResult:
 
 
 def trainer_image_name() -> str:
-    """The image the DAG runs: ``$NEWS_SIGNALS_TRAINER_IMAGE`` or ``news-signals-trainer:latest``."""
-    return os.environ.get("NEWS_SIGNALS_TRAINER_IMAGE", DEFAULT_TRAINER_IMAGE)
+    """The image the DAG runs (``$NEWS_SIGNALS_TRAINER_IMAGE``), from the one place that decides it."""
+    from news_signals.trainer_runner import trainer_image
+
+    return trainer_image()
 
 
 def docker_client():
@@ -353,7 +354,7 @@ def build_trainer_image(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m news_signals.docker_build", description=__doc__.splitlines()[0])
-    parser.add_argument("--tag", default=None, help=f"image tag (default $NEWS_SIGNALS_TRAINER_IMAGE or {DEFAULT_TRAINER_IMAGE})")
+    parser.add_argument("--tag", default=None, help="image tag (default $NEWS_SIGNALS_TRAINER_IMAGE or news-signals-trainer:latest)")
     parser.add_argument("--base-image", default=None,
                         help=f"BASE_IMAGE build arg (default: {BASE_IMAGE_TAG}, made by debootstrap; with --online the Dockerfile's CUDA image)")
     parser.add_argument("--online", action="store_true", help="let pip use PyPI inside the build instead of the host wheelhouse")
