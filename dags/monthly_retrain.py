@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
+from news_signals.oncall import task_failure_callback
 from news_signals.trainer_runner import docker_operator_kwargs, train_timeout, trainer_operator_class
 
 PLAN = "{{ ti.xcom_pull(task_ids='choose_trainer', key='plan')"
@@ -59,7 +60,11 @@ def _run_context() -> tuple[dict[str, Any], str]:
     max_active_runs=1,  # one retrain at a time: the registry's version numbers and the GPU
     doc_md=__doc__,
     tags=["news-signals", "training"],
-    default_args={"retries": 0, "execution_timeout": timedelta(minutes=30)},
+    default_args={
+        "retries": 0,
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": task_failure_callback,
+    },
     params={
         "evaluate_only": Param(
             False,
@@ -144,6 +149,16 @@ def _run_context() -> tuple[dict[str, Any], str]:
             type=["null", "number"],
             minimum=0,
             description="gate: a candidate this close to production is promoted only when faster (default 0.005)",
+        ),
+        "min_latency_gain": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            description="gate: how much faster (fraction of p95) a tied candidate must be (default 0.10)",
+        ),
+        "latency_samples": Param(
+            50, type="integer", minimum=2, description="texts timed one at a time for the p50/p95 latency"
         ),
         "latency_p95_budget_ms": Param(
             None,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from news_signals.storage import Storage
 from news_signals.taxonomy import CATEGORIES, tag_column
 

@@ -6,7 +6,9 @@ Rules (thresholds in :class:`GateThresholds`, overridable per run):
 2. ``beats_keywords``      candidate macro-F1 >= keyword labeller macro-F1 + ``keyword_margin``
 3. ``vs_production``       (only when a production model exists) candidate >= production +
                            ``min_gain``, OR candidate >= production - ``tolerance`` AND its p95
-                           latency is lower (an equally good but faster model is worth promoting)
+                           latency is at least ``min_latency_gain`` (a fraction) lower: an equally
+                           good but clearly faster model is worth promoting. A candidate whose files
+                           are the production model's own (a re-run) always fails this rule.
 4. ``latency_budget``      candidate p95 latency (ms for one text, as evaluate() measures it) <= ``latency_p95_budget_ms``
 5. ``f1_floor:<category>`` optional per-category F1 floors
 6. ``gold_floor``          optional: macro-F1 on the human-labelled gold file >= ``gold_min_macro_f1``
@@ -32,6 +34,7 @@ class GateThresholds:
     keyword_margin: float = 0.0
     min_gain: float = 0.005
     tolerance: float = 0.005
+    min_latency_gain: float = 0.10
     latency_p95_budget_ms: float = 1000.0
     per_category_floors: dict[str, float] = field(default_factory=dict)
     gold_min_macro_f1: float | None = None
@@ -54,7 +57,14 @@ class GateThresholds:
         if bad:
             raise ValueError(f"per_category_floors names unknown categories {bad}; use {list(CATEGORIES)}")
         values["per_category_floors"] = {c: float(v) for c, v in floors.items()}
-        for key in ("min_macro_f1", "keyword_margin", "min_gain", "tolerance", "latency_p95_budget_ms"):
+        for key in (
+            "min_macro_f1",
+            "keyword_margin",
+            "min_gain",
+            "tolerance",
+            "min_latency_gain",
+            "latency_p95_budget_ms",
+        ):
             try:
                 values[key] = float(values[key])
             except (TypeError, ValueError) as exc:
@@ -145,6 +155,7 @@ def decide(
     reason: str = "",
     candidate_ref: str = "candidate",
     production_ref: str | None = None,
+    same_as_production: bool = False,
 ) -> GateDecision:
     """Apply every rule to evaluate() reports; ``force_promote`` needs a reason."""
     t = thresholds or GateThresholds()
@@ -166,14 +177,20 @@ def decide(
         prod = _macro(production, "production")
         prod_p95 = _p95(production)
         gain_ok = cand >= prod + t.min_gain
-        faster = cand_p95 is not None and prod_p95 is not None and cand_p95 < prod_p95
-        tie_ok = cand >= prod - t.tolerance and faster
-        detail = (
-            f"gain {cand - prod:+.4f} (min {t.min_gain})"
-            if gain_ok or not tie_ok
-            else f"within {t.tolerance} of production and faster (p95 {cand_p95:.1f} < {prod_p95:.1f} ms)"
+        faster = (
+            cand_p95 is not None and prod_p95 is not None and cand_p95 <= prod_p95 * (1 - t.min_latency_gain)
         )
-        rules.append(Rule("vs_production", gain_ok or tie_ok, cand, prod + t.min_gain, detail))
+        tie_ok = cand >= prod - t.tolerance and faster
+        if same_as_production:
+            ok, detail = False, "the candidate is the production model itself (same files)"
+        elif gain_ok or not tie_ok:
+            ok, detail = gain_ok, f"gain {cand - prod:+.4f} (min {t.min_gain})"
+        else:
+            ok, detail = (
+                True,
+                f"within {t.tolerance} of production and faster (p95 {cand_p95:.1f} vs {prod_p95:.1f} ms)",
+            )
+        rules.append(Rule("vs_production", ok, cand, prod + t.min_gain, detail))
     else:
         rules.append(Rule("vs_production", True, cand, None, "no production model yet (first model)"))
     rules.append(

@@ -60,6 +60,7 @@ class RetrainParams:
     force_promote: bool = False
     reason: str = ""
     threads: int | None = None
+    latency_samples: int = 50  # texts timed one by one for p50/p95 latency
     model_name: str | None = None
     gate: dict[str, Any] = field(default_factory=dict)
 
@@ -279,6 +280,9 @@ def evaluate_stage(
         candidate_dir, candidate_ref = str(registry.download(int(version))), f"{registry.name}@{version}"
     else:
         candidate_dir, candidate_ref = plan["candidate_dir"], "candidate"
+    from news_signals.registry.base import artifact_files, fingerprint
+
+    fp = fingerprint(artifact_files(candidate_dir))
     test = read_split(storage.snapshot_dir(plan["snapshot_id"]), "test")
     texts, truth = test["text"].tolist(), truth_signals(test)
     classifiers: dict[str, Any] = {
@@ -289,7 +293,14 @@ def evaluate_stage(
         classifiers["production"] = ModelClassifier.from_dir(registry.download(production.version))
     eval_dir = posixpath.join(plan["work_dir"], "eval")
     reports = {
-        name: evaluate(clf, texts, truth, out_dir=posixpath.join(eval_dir, name))
+        name: evaluate(
+            clf,
+            texts,
+            truth,
+            out_dir=posixpath.join(eval_dir, name),
+            latency_samples=int(p.latency_samples),
+            throughput_texts=max(64, int(p.latency_samples)),
+        )
         for name, clf in classifiers.items()
     }
     gold = {}
@@ -307,6 +318,8 @@ def evaluate_stage(
         "candidate_ref": candidate_ref,
         "candidate_dir": candidate_dir,
         "production_ref": production.ref if production else None,
+        "candidate_fingerprint": fp,
+        "same_as_production": bool(production and production.fingerprint == fp),
         "reports": reports,
         "gold": gold,
         "gold_file": p.gold_file,
@@ -338,6 +351,7 @@ def gate_stage(
         reason=p.reason,
         candidate_ref=evaluation["candidate_ref"],
         production_ref=evaluation["production_ref"],
+        same_as_production=bool(evaluation.get("same_as_production")),
     )
     gate = {
         **decision.to_dict(),

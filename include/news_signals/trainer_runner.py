@@ -262,7 +262,7 @@ def trainer_operator_class() -> type:
         """The trainer container; secrets are attached at execute time, so the DAG file holds none."""
 
         def execute(self, context: Any) -> Any:
-            self.private_environment = {**(self.private_environment or {}), **trainer_secrets()}
+            self._private_environment = {**(self._private_environment or {}), **trainer_secrets()}
             return super().execute(context)
 
     TrainerDockerOperator.__module__ = __name__
