@@ -43,6 +43,9 @@ FALSE_POSITIVES = [
     ("The Nobel Prize in literature was announced", "economics"),
     ("Nobelpriset i litteratur delas ut i dag", "economics"),
     ("No fire was reported at the plant", "emergencies"),
+    ("Hollywood stars blast the new tax rules", "emergencies"),
+    ("Rivers burst their banks after the storm", "economics"),
+    ("Ingen misshandel enligt polisen", "economics"),
     ("Ingen brand uppstod efter larmet", "emergencies"),
 ]
 
@@ -81,6 +84,13 @@ TRUE_POSITIVES = [
     ("Volvo varslar 1 000 anställda", "economics", "employment"),
     ("Riksdagsvalet: höga siffror i valdeltagandet", "politics", "election"),
     ("Protests erupt after government raises taxes", "politics", "protest"),
+    ("Människohandel i Göteborg – tre gripna", "crime", "police"),
+    ("Rekordkyla i Norrland i natt", "weather_temp", "cold"),
+    ("Spårfel stoppar pendeltågen i morgonrusningen", "transportation", "delay"),
+    ("Förbundskaptenen tar ut truppen", "sports", "game"),
+    ("Matpriserna stiger igen", "economics", "inflation"),
+    ("Allsång på Skansen lockade 20 000", "festivals", "concert"),
+    ("Massive blast at a fireworks factory kills 12", "emergencies", "explosion"),
 ]
 
 
@@ -106,6 +116,8 @@ SIGNS = [
     ("Parties reach agreement on peace deal", "politics", 1),
     ("Protests and riots after disputed election", "politics", -1),
     ("Översvämning i Gävle", "weather_wet", -1),
+    ("Matpriserna stiger igen", "economics", -1),
+    ("Elpriserna sjunker kraftigt", "economics", 1),
 ]
 
 
