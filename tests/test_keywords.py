@@ -46,6 +46,11 @@ FALSE_POSITIVES = [
     ("Hollywood stars blast the new tax rules", "emergencies"),
     ("Rivers burst their banks after the storm", "economics"),
     ("Ingen misshandel enligt polisen", "economics"),
+    ("Vi är på väg mot Skanör", "transportation"),
+    ("Qantas imposes a wage freeze on engineers", "weather_temp"),
+    ("Ett litet snöbollskrig mitt i sommaren", "politics"),
+    ("Unions threaten disruptions to Christmas flights", "festivals"),
+    ("The mind games continue before the vote", "sports"),
     ("Ingen brand uppstod efter larmet", "emergencies"),
 ]
 
