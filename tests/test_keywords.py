@@ -51,6 +51,7 @@ FALSE_POSITIVES = [
     ("Ett litet snöbollskrig mitt i sommaren", "politics"),
     ("Unions threaten disruptions to Christmas flights", "festivals"),
     ("The mind games continue before the vote", "sports"),
+    ("Stock markets crash as recession fears grow", "emergencies"),
     ("Ingen brand uppstod efter larmet", "emergencies"),
 ]
 
@@ -123,6 +124,9 @@ SIGNS = [
     ("Översvämning i Gävle", "weather_wet", -1),
     ("Matpriserna stiger igen", "economics", -1),
     ("Elpriserna sjunker kraftigt", "economics", 1),
+    ("Volvo Cars varslar 3 000 anställda", "economics", -1),
+    ("Kommunen höjer skatten", "economics", -1),
+    ("Company announces layoffs", "economics", -1),
 ]
 
 
