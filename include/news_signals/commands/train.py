@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="artifact directory (replaced when training finishes)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (heads: 100x)")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per text (headlines fit in 64)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--patience", type=int, default=2, help="epochs without val macro-F1 gain before stopping")

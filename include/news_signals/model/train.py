@@ -37,8 +37,8 @@ CONFIDENCE_MODES = ("weight", "filter", "none")
 class TrainConfig:
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 5e-5
-    head_lr_multiplier: float = 20.0  # fresh heads learn faster than the pretrained encoder
+    lr: float = 1e-4
+    head_lr_multiplier: float = 100.0  # fresh heads need a far higher rate than the encoder (docs/MODEL.md)
     weight_decay: float = 0.01
     max_length: int = 64  # 98% of replay-corpus texts fit in 64 MiniLM tokens (p50 31, p99 70)
     warmup_ratio: float = 0.1
