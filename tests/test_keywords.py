@@ -203,3 +203,33 @@ def test_floor_on_disaster_train_split(kw):
     for cat, floor in floors.items():
         assert result["categories"][cat]["f1"] >= floor, (cat, result["categories"][cat])
     assert result["macro_f1"] >= 0.55
+
+
+def test_evaluation_script_writes_table_and_json(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "labellers.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "evaluate_labellers.py"), "--labellers", "keywords",
+         "--limit", "300", "--output", str(out)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    assert "| keywords |" in proc.stdout and "macro-F1" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["n_texts"] == 300 and 0.0 < data["results"]["keywords"]["macro_f1"] <= 1.0
+    assert set(data["handmade"]) == {"en", "sv"}
+
+
+def test_dev_set_refuses_held_out_splits(monkeypatch):
+    import news_signals.corpus as corpus
+    import pandas as pd
+    from news_signals.labelling import evaluation
+
+    leaked = pd.DataFrame({"message": ["x"], "genre": ["news"], "split": ["test"], "fire": [1], "earthquake": [0],
+                           "floods": [0], "storm": [0], "cold": [0], "transport": [0]})
+    monkeypatch.setattr(corpus, "disaster_train_news", lambda: leaked)
+    with pytest.raises(ValueError, match="train"):
+        evaluation.disaster_dev_set()
