@@ -52,6 +52,7 @@ FALSE_POSITIVES = [
     ("Unions threaten disruptions to Christmas flights", "festivals"),
     ("The mind games continue before the vote", "sports"),
     ("Stock markets crash as recession fears grow", "emergencies"),
+    ("Det så kallade folkhemmet växer", "weather_temp"),
     ("Ingen brand uppstod efter larmet", "emergencies"),
 ]
 
