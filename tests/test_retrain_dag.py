@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,7 +16,9 @@ LOGICAL = datetime(2026, 11, 10, tzinfo=UTC)
 
 
 def load_dag():
-    spec = importlib.util.spec_from_file_location("monthly_retrain_dag", PROJECT_ROOT / "dags" / "monthly_retrain.py")
+    spec = importlib.util.spec_from_file_location(
+        "monthly_retrain_dag", PROJECT_ROOT / "dags" / "monthly_retrain.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.monthly_retrain()
@@ -40,7 +41,9 @@ def env(tmp_path_factory, airflow_db):
         mp.setenv("NEWS_SIGNALS_REGISTRY", "local")
         storage = Storage()
         write_daily_partitions(storage, END, days=4, per_day=150)
-        texts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())["title"]
+        texts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())[
+            "title"
+        ]
         base = build_tiny_base_model(root / "tiny_base", list(texts))
         yield {"storage": storage, "base": str(base), "root": root}
 
@@ -108,7 +111,9 @@ def test_docker_command_renders_to_the_trainer_cli(tmp_path):
     from airflow.providers.docker.operators.docker import DockerOperator
     from news_signals.trainer_runner import TrainJob, trainer_args
 
-    job = TrainJob(snapshot_dir="/h/snapshots/s1", out_dir="/h/runs/s1/k/candidate", base_model="minilm", epochs=2)
+    job = TrainJob(
+        snapshot_dir="/h/snapshots/s1", out_dir="/h/runs/s1/k/candidate", base_model="minilm", epochs=2
+    )
     command = trainer_args(job, snapshot="/snapshot", out="/out")
     rendered = DockerOperator.format_command(str(command))
     assert rendered[:6] == ["--snapshot", "/snapshot", "--base-model", "minilm", "--out", "/out"]
@@ -152,7 +157,9 @@ def test_forced_promotion_needs_reason_and_is_recorded(env):
     # a different seed trains a different candidate; an impossible gate keeps it unless forced
     dr = dag.test(
         logical_date=LOGICAL,
-        run_conf=conf(env, seed=5, min_macro_f1=0.99, force_promote=True, reason="hotfix approved by on-call"),
+        run_conf=conf(
+            env, seed=5, min_macro_f1=0.99, force_promote=True, reason="hotfix approved by on-call"
+        ),
     )
     assert str(dr.state) == "success", states(dr)
     assert states(dr)["register_and_promote"] == "success"
@@ -177,7 +184,11 @@ def test_evaluate_only_registers_nothing(env):
 
 
 def test_no_partitions_fails_fast_with_the_fix(env):
-    dr = load_dag().test(logical_date=datetime(2020, 1, 31, tzinfo=UTC), run_conf=conf(env))
+    dr = load_dag().test(
+        logical_date=LOGICAL, run_conf=conf(env, end_date="2020-01-31"), run_after=datetime.now(UTC)
+    )
+    s = states(dr)
     assert str(dr.state) == "failed"
-    assert states(dr)["snapshot"] == "failed"
-    assert os.environ["NEWS_SIGNALS_HOME"]
+    assert s["snapshot"] == "failed" and s["validate_snapshot"] == "upstream_failed"
+    snaps = Path(env["storage"].path("snapshots"))
+    assert not snaps.exists() or not any(p.name.startswith("2020-01-31") for p in snaps.iterdir())
