@@ -59,6 +59,7 @@ def conf(env, **kw):
         "min_macro_f1": 0.0,  # a 1-epoch tiny model; the gate rules themselves are tested in test_gate.py
         "keyword_margin": -1.0,
         "latency_p95_budget_ms": 60000,
+        "latency_samples": 5,
         **kw,
     }
 

@@ -118,6 +118,17 @@ def test_near_duplicates_removed():
     assert near_duplicates(texts, 0.6) == [1, 3]
 
 
+def test_strong_disagreement_rule():
+    from news_signals.snapshot import strong_disagreement
+
+    absent = {"score": 0.0, "tag": ""}
+    assert strong_disagreement({"score": -0.7, "tag": "fire", "confidence": 0.5}, absent, 0.6)  # far apart
+    assert strong_disagreement({"score": 0.2, "tag": "game", "confidence": 0.9}, absent, 0.6)  # confident, denied
+    assert not strong_disagreement({"score": 0.2, "tag": "game", "confidence": 0.6}, absent, 0.6)
+    assert strong_disagreement({"score": 0.3, "tag": "vote"}, {"score": -0.2, "tag": "protest"}, 0.6)  # sign flip
+    assert not strong_disagreement({"score": -0.3, "tag": "vote"}, {"score": -0.2, "tag": "protest"}, 0.6)
+
+
 def test_too_little_data_names_counts(store):
     from news_signals.snapshot import SnapshotError, build_snapshot
 

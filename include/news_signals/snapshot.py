@@ -69,7 +69,7 @@ class SnapshotParams:
     seed: int = 13
     min_rows_per_category: int = 5  # labelled rows a category needs in the whole snapshot
     allow_empty_categories: bool = True  # a category with zero labelled rows only warns
-    disagreement_threshold: float = 0.6  # |hybrid score - keyword score| counted as strong disagreement
+    disagreement_threshold: float = 0.6  # |hybrid - keyword score| that counts as a strong disagreement
     sample_size: int | None = None  # keep at most this many rows (stratified), for quick runs
 
     def __post_init__(self) -> None:
@@ -358,7 +358,14 @@ def _relabel(
             df[tag_column(c)] = df[tag_column(c)].fillna(ABSENT).astype(str)
         return df.reset_index(drop=True), pd.DataFrame()
     texts = raw["text"].tolist()
-    signals = labeller.classify_texts(texts)
+    import inspect
+
+    if (
+        "keys" in inspect.signature(labeller.classify_texts).parameters
+    ):  # lets the hybrid cache embeddings by id
+        signals = labeller.classify_texts(texts, keys=raw["article_id"].tolist())
+    else:
+        signals = labeller.classify_texts(texts)
     cols = pd.DataFrame([signals_to_columns(s, with_confidence=True) for s in signals], index=raw.index)
     df = pd.concat([raw[keep], cols], axis=1).reset_index(drop=True)
     if getattr(labeller, "name", "") == "keywords":
@@ -369,21 +376,32 @@ def _relabel(
     rows = []
     for i, (hyb, key) in enumerate(zip(signals, kw, strict=True)):
         for c in CATEGORIES:
+            if not strong_disagreement(hyb[c], key[c], params.disagreement_threshold):
+                continue
             gap = abs(float(hyb[c]["score"]) - float(key[c]["score"]))
-            if gap >= params.disagreement_threshold:
-                rows.append(
-                    {
-                        "article_id": df.at[i, "article_id"],
-                        "text": texts[i],
-                        "category": c,
-                        "labeller_score": float(hyb[c]["score"]),
-                        "labeller_tag": hyb[c]["tag"],
-                        "keyword_score": float(key[c]["score"]),
-                        "keyword_tag": key[c]["tag"],
-                        "gap": gap,
-                    }
-                )
+            rows.append(
+                {
+                    "article_id": df.at[i, "article_id"],
+                    "text": texts[i],
+                    "category": c,
+                    "labeller_score": float(hyb[c]["score"]),
+                    "labeller_tag": hyb[c]["tag"],
+                    "labeller_confidence": float(hyb[c].get("confidence", 1.0)),
+                    "keyword_score": float(key[c]["score"]),
+                    "keyword_tag": key[c]["tag"],
+                    "gap": gap,
+                }
+            )
     return df, pd.DataFrame(rows)
+
+
+def strong_disagreement(labeller: dict, keyword: dict, threshold: float, confident: float = 0.8) -> bool:
+    """Scores ``threshold`` apart, opposite signs, or a confident presence the other labeller denies."""
+    ls, ks = float(labeller["score"]), float(keyword["score"])
+    l_on, k_on = bool(labeller.get("tag")), bool(keyword.get("tag"))
+    if abs(ls - ks) >= threshold or (l_on and k_on and ls * ks < 0):
+        return True
+    return l_on != k_on and float(labeller.get("confidence", 1.0)) >= confident
 
 
 def _disagreement_summary(dis: pd.DataFrame) -> dict[str, Any]:
