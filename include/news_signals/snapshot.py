@@ -48,6 +48,7 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 DISAGREEMENTS = "disagreements.parquet"
 NONE = "none"
+SNAPSHOT_VERSION = 2  # bump when the build logic changes, so old snapshots are not reused for new runs
 LABELLERS = ("auto", "hybrid", "keywords", "partition")
 
 
@@ -300,6 +301,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
 
     manifest = {
         "id": snap_id,
+        "snapshot_version": SNAPSHOT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": {"start": start, "end": end, "dates": dates, "partition_sha256": source},
         "params": _params_dict(params),
@@ -320,7 +322,14 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
 
 def snapshot_id(params: SnapshotParams, source: dict[str, str], labeller: str) -> str:
     blob = json.dumps(
-        {"p": _params_dict(params), "s": source, "l": labeller, "t": taxonomy_fingerprint()}, sort_keys=True
+        {
+            "p": _params_dict(params),
+            "s": source,
+            "l": labeller,
+            "t": taxonomy_fingerprint(),
+            "v": SNAPSHOT_VERSION,
+        },
+        sort_keys=True,
     )
     return f"{params.end_date}-{params.lookback_days}d-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
