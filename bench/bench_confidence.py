@@ -6,7 +6,7 @@ would, the corrupted labels get lower confidence than the clean ones (overlappin
 so confidence is informative but imperfect). MiniLM is trained with each confidence mode
 on the same data and seed and scored on the clean test split.
 
-    python bench/bench_confidence.py [--texts 900] [--noise 0.3] [--epochs 2] [--threads 2]
+    python bench/bench_confidence.py [--texts 900] [--noise 0.3] [--epochs 3] [--batch-size 16] [--threads 2]
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=900)
     parser.add_argument("--noise", type=float, default=0.3, help="share of training rows with one corrupted category")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default="none,weight,filter")
     args = parser.parse_args()
@@ -68,7 +69,7 @@ def main() -> None:
 
     results = {}
     for mode in args.modes.split(","):
-        config = TrainConfig(epochs=args.epochs, lr=1e-4, threads=args.threads, log_every=0, confidence_mode=mode, eval_test=False)
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-4, threads=args.threads, log_every=0, confidence_mode=mode, eval_test=False)
         out = train(snap, "minilm", work / f"model-{mode}", config)
         report = evaluate(ModelClassifier.from_dir(out), list(test["text"]), truth_signals(test), measure_latency=False)
         results[mode] = report
