@@ -12,7 +12,8 @@ backbone, in the same run, this prints texts/s for:
 and the ratios to `replaced`, the int8 deviation (max |score| and probability difference,
 tag agreement) against fp32, and training examples/s (forward + backward + AdamW step).
 
-    python bench/bench_inference.py [--texts 512] [--replaced-texts 24] [--threads 2]
+    python bench/bench_inference.py [--texts 512] [--replaced-texts 24] [--threads 2] [--max-chars 90]
+        [--model-dir TRAINED_ARTIFACT]
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 INT8_TOLERANCE = 0.05  # max |difference| of scores and tag probabilities we accept for int8
 
 
-def corpus_texts(n: int) -> list[str]:
+def corpus_texts(n: int, max_chars: int | None = None) -> list[str]:
     from news_signals.corpus import load_corpus
 
-    texts = [r.text for r in load_corpus()]
+    texts = [r.text for r in load_corpus() if max_chars is None or len(r.text) <= max_chars]
     step = max(1, len(texts) // n)
     return texts[::step][:n]
 
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--replaced-texts", type=int, default=24, help="texts for the slow one-at-a-time path")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=6)
+    parser.add_argument("--max-chars", type=int, help="only texts up to N characters (GDELT titles: ~60-90)")
     parser.add_argument("--model-dir", help="a trained artifact (MiniLM); default: MiniLM with random heads")
     args = parser.parse_args()
 
@@ -70,7 +72,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    texts = corpus_texts(args.texts)
+    texts = corpus_texts(args.texts, args.max_chars)
     if args.model_dir:
         from news_signals.model.artifact import load_artifact
 
@@ -140,7 +142,8 @@ def main() -> None:
     train_rate = rate(32 * args.train_steps, t.wall), rate(32 * args.train_steps, t.cpu)
 
     base = results["replaced"]
-    print(f"MiniLM-L6 multi-head, {args.threads} threads, {len(texts)} corpus texts "
+    mean_tokens = float(np.mean([len(x) for x in tokenizer(texts)["input_ids"]]))
+    print(f"MiniLM-L6 multi-head, {args.threads} threads, {len(texts)} corpus texts, mean {mean_tokens:.1f} tokens "
           f"(replaced path timed on {len(sub)}); heads {'trained' if args.model_dir else 'random'}")
     print(f"{'path':<11} {'texts/s':>9} {'ms/text':>8} {'x replaced':>11} {'texts/CPU-s':>12} {'x (CPU)':>8}")
     for name, (wall, cpu) in results.items():
