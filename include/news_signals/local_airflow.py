@@ -168,6 +168,38 @@ class LocalAirflow:
             ).fetchall()
         return dict(rows)
 
+    def dags_test(self, dag_id: str, logical_date: str, conf: dict, log_file: Path, timeout: float) -> dict:
+        """``airflow dags test`` with a conf (the run is recorded in the DB and shown in the UI).
+
+        Used where the demo must choose the Params of a run (a scheduled run takes the defaults).
+        """
+        before = {r["run_id"] for r in self.runs(dag_id)}
+        with log_file.open("w") as out:
+            proc = subprocess.Popen(
+                [shutil.which("airflow", path=self.env["PATH"]) or "airflow", "dags", "test", dag_id,
+                 logical_date, "--conf", json.dumps(conf)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+            start, last = time.monotonic(), ""
+            while proc.poll() is None:
+                if time.monotonic() - start > timeout:
+                    proc.kill()
+                    raise TimeoutError(f"airflow dags test {dag_id} did not finish in {timeout:.0f}s; see {log_file}")
+                new = [r for r in self.runs(dag_id) if r["run_id"] not in before]
+                if new:
+                    states = self.task_states(dag_id, new[-1]["run_id"])
+                    done = sorted(t for t, s in states.items() if s in ("success", "skipped"))
+                    running = sorted(t for t, s in states.items() if s == "running")
+                    line = f"done: {', '.join(done) or '-'}; running: {', '.join(running) or '-'}"
+                    if line != last:
+                        print(f"  [{time.monotonic() - start:5.0f}s] {dag_id}: {line}", flush=True)
+                        last = line
+                time.sleep(5)
+        new = [r for r in self.runs(dag_id) if r["run_id"] not in before]
+        if proc.returncode != 0 or not new:
+            raise RuntimeError(f"airflow dags test {dag_id} failed (exit {proc.returncode}); see {log_file}")
+        return new[-1]
+
     def wait_until_idle(self, dag_id: str, timeout: float, settle: float = 20) -> list[dict]:
         """Wait until ``dag_id`` has had no queued or running run for ``settle`` seconds."""
         start = time.monotonic()
