@@ -107,7 +107,10 @@ def last_gate_table(storage: Storage) -> str:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
         thr = "-" if r["threshold"] is None else f"{r['threshold']:.4f}"
         lines.append(f"{r['name']:<28} {value:>8} {thr:>9}  {'PASS' if r['passed'] else 'FAIL'}")
-    lines.append(f"decision: {gate['decision'].upper()} ({posixpath.dirname(newest)})")
+    forced = f" (FORCED: {gate.get('reason')})" if gate.get("forced") else ""
+    lines.append(f"decision: {gate['decision'].upper()}{forced}")
+    lines.append(f"  candidate {gate.get('candidate')}, production before: {gate.get('production') or 'none'}")
+    lines.append(f"  gate.json: {posixpath.dirname(newest)}/gate.json")
     return "\n".join(lines)
 
 
