@@ -24,12 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.classifiers import resolve_classifier
+    from news_signals.classifiers import ModelUnavailable, resolve_classifier
     from news_signals.jsonl import read_articles, write_jsonl_atomic
     from news_signals.text import article_text
 
     articles = read_articles(args.input)
-    resolution = resolve_classifier(args.method, args.model_dir, require_model=args.require_model)
+    try:
+        resolution = resolve_classifier(args.method, args.model_dir, require_model=args.require_model)
+    except ModelUnavailable as exc:
+        print(f"error: {exc} (drop --require-model to fall back to keywords)", file=sys.stderr)
+        return 3
     clf = resolution.classifier
     print(f"classifier: {clf.name} ({resolution.reason})", file=sys.stderr)
     texts = [article_text(a["title"], a.get("description")) for a in articles]
