@@ -124,7 +124,9 @@ def _row(v: Mapping[str, Any]) -> VersionRow:
         reason=str((gate or {}).get("reason") or ""),
         rules=rules,
         per_category=per_category(metrics),
-        latency_p95_ms=_num((metrics.get("latency_ms") or {}).get("p95")) or _num(metrics.get("latency_p95_ms")),
+        latency_p95_ms=_num((metrics.get("speed") or {}).get("latency_ms_p95_batch1"))
+        or _num((metrics.get("latency_ms") or {}).get("p95"))
+        or _num(metrics.get("latency_p95_ms")),
         path=v.get("path"),
         description=str(v.get("description") or ""),
     )
