@@ -6,9 +6,10 @@
 2. the daily DAG runs for yesterday (its scheduled run) and `airflow backfill create` fills the
    last 7 days of the previous month; each partition triggers the feature pipeline (keyword
    fallback: no model yet, and it says so);
-3. unpausing `monthly_retrain` lets the scheduler start this month's run: snapshot of the last
-   30 days (hybrid labels), MiniLM fine-tuning, evaluation, gate, registry;
-4. a second retrain on the same data shows the gate refusing a model that is not better;
+3. `monthly_retrain` (via `airflow dags test`, to choose its Params): snapshot of the last 30
+   days (hybrid labels), MiniLM fine-tuning, evaluation, gate, registry; the gate's verdict is
+   overridden with a recorded reason when it keeps production, so step 5 has a model to use;
+4. a second retrain on the same data (1 epoch) shows the gate refusing a model that is not better;
 5. the feature pipeline re-classifies the backfilled days with the promoted model;
 6. a summary: partitions, per-category F1 of the model against keywords, the gate table, the
    registered version, rows in each feature group, and where to look.
