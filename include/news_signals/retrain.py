@@ -228,37 +228,6 @@ def train_local_stage(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- 5. evaluate ---------------------------------------------------------------------------------
-def read_gold(path: str) -> tuple[list[str], list[dict]]:
-    """A human-labelled JSON Lines file: ``text`` (or ``title`` + optional ``description``) and ``signals``."""
-    from news_signals.taxonomy import check_signals
-    from news_signals.text import article_text
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"gold file {path} does not exist (Param gold_file)")
-    texts, truth = [], []
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"gold file {path} line {i} is not JSON: {exc.msg}") from exc
-        if not isinstance(row, dict):
-            raise ValueError(f"gold file {path} line {i} is not a JSON object")
-        text = row.get("text") or article_text(row.get("title", ""), row.get("description"))
-        if not text or "signals" not in row:
-            raise ValueError(f"gold file {path} line {i}: needs 'text' (or 'title') and 'signals'")
-        try:
-            check_signals(row["signals"])
-        except ValueError as exc:
-            raise ValueError(f"gold file {path} line {i}: {exc}") from exc
-        texts.append(text)
-        truth.append(row["signals"])
-    if not texts:
-        raise ValueError(f"gold file {path} is empty")
-    return texts, truth
-
-
 def evaluate_stage(
     plan: dict[str, Any], params: dict[str, Any], storage: Storage | None = None
 ) -> dict[str, Any]:
@@ -305,6 +274,8 @@ def evaluate_stage(
     }
     gold = {}
     if p.gold_file:
+        from news_signals.jsonl import read_gold
+
         g_texts, g_truth = read_gold(p.gold_file)
         gold = {
             name: evaluate(

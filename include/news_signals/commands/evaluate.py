@@ -22,26 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-latency", action="store_true", help="skip latency/throughput measurement")
 
 
-def read_gold(path: str) -> tuple[list[str], list[dict]]:
-    """Texts and truth signals from JSON Lines; errors name the line."""
-    from news_signals.jsonl import read_articles
-    from news_signals.taxonomy import check_signals
-    from news_signals.text import article_text
-
-    texts, truth = [], []
-    for lineno, obj in enumerate(read_articles(path), start=1):
-        sig = obj.get("signals")
-        try:
-            if not isinstance(sig, dict):
-                raise ValueError("missing \"signals\" object")
-            check_signals(sig)
-        except ValueError as exc:
-            raise ValueError(f"{path}: article {lineno}: {exc}") from exc
-        texts.append(article_text(obj["title"], obj.get("description")))
-        truth.append({c: {"score": float(s["score"]), "tag": s["tag"]} for c, s in sig.items()})
-    return texts, truth
-
-
 def run(args: argparse.Namespace) -> int:
     from news_signals.model.evaluate import evaluate_many
 
@@ -53,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         df = read_split(args.snapshot, args.split)
         texts, truth = list(df["text"]), truth_signals(df)
     else:
+        from news_signals.jsonl import read_gold
+
         texts, truth = read_gold(args.input)
         if not texts:
             raise ValueError(f"{args.input} has no articles to evaluate")
