@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import posixpath
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from news_signals.labelling.datafiles import read_package_json
 from news_signals.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 
 if TYPE_CHECKING:
@@ -43,22 +42,6 @@ ALWAYS_NEGATIVE = ("emergencies", "crime")  # ARCHITECTURE.md: these are bad new
 def text_key(text: str) -> str:
     """Cache key of a text: the first 32 hex of its sha256."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def read_package_json(name: str, path: str | Path | None = None) -> dict[str, Any]:
-    """A JSON data file of this package (or ``path``), with errors that name the file."""
-    if path is None:
-        source, text = f"news_signals/labelling/{name}", resources.files("news_signals.labelling").joinpath(name).read_text("utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"{name} file {path} does not exist") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source} is not valid JSON: {exc}") from exc
 
 
 class TextEncoder:

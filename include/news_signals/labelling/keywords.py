@@ -17,15 +17,14 @@ Term syntax in the lexicon (all lower case):
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from news_signals.labelling.datafiles import read_package_json
 from news_signals.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 
 LEXICON_FILE = "lexicon.json"
@@ -129,20 +128,8 @@ class TermMatcher:
 
 
 def _load_lexicon(path: str | Path | None) -> dict[str, Any]:
-    if path is None:
-        text = resources.files("news_signals.labelling").joinpath(LEXICON_FILE).read_text(encoding="utf-8")
-        source = f"news_signals/labelling/{LEXICON_FILE}"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"lexicon file {path} does not exist; pass a lexicon.json path") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"lexicon {source} is not valid JSON: {exc}") from exc
-    _check_lexicon(data, source)
+    data = read_package_json(LEXICON_FILE, path)
+    _check_lexicon(data, str(path) if path is not None else f"news_signals/labelling/{LEXICON_FILE}")
     return data
 
 
