@@ -15,8 +15,10 @@ Keeps the classifier fresh without ever making production worse:
    `NEWS_SIGNALS_TRAINER_BACKEND`, else docker when a Docker daemon is configured. A complete
    candidate from an earlier attempt of the same run is reused; `evaluate_only` skips training.
 4. **evaluate**: candidate, keyword labeller and current production model on the snapshot's test
-   split (plus the optional human-labelled `gold_file`).
-5. **gate**: every rule must hold (macro-F1 floor, beat keywords by a margin, beat production by
+   split, on the human-labelled development split (`dev_split`; disaster messages train/news,
+   4 categories) and on the optional human-labelled `gold_file`.
+5. **gate**: every rule must hold (macro-F1 floor, beat keywords by a margin on the development
+   split when it was scored, else on the test split, beat production by
    `min_gain` or tie within `tolerance` while faster, p95 latency budget, optional per-category
    floors); the table is in this task's log and `gate.json`. `force_promote` + `reason` overrides.
 6. **register_and_promote** or **register_only**: every candidate becomes a new immutable registry
@@ -132,6 +134,15 @@ def _run_context() -> tuple[dict[str, Any], str]:
             None,
             type=["null", "string"],
             description="optional human-labelled JSON Lines (text or title, signals) to evaluate on as well",
+        ),
+        "dev_split": Param(
+            True,
+            type="boolean",
+            description="also score on the human-labelled development split (disaster messages, "
+            "train/news, 4 categories); the gate's keyword rule then uses it",
+        ),
+        "dev_limit": Param(
+            None, type=["null", "integer"], minimum=100, description="only the first N development rows"
         ),
         "min_macro_f1": Param(
             None, type=["null", "number"], description="gate: candidate macro-F1 floor (default 0.30)"

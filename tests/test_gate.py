@@ -79,6 +79,21 @@ def test_thresholds_from_params_are_checked():
         GateThresholds.from_mapping({"min_gain": "lots"})
 
 
+def test_keyword_rule_prefers_the_human_labelled_development_split():
+    """The test split is labelled by the bootstrap labeller (keywords look great there); humans decide."""
+    dev = {"candidate": {"macro_f1": 0.64, "rows": 10450}, "keywords": {"macro_f1": 0.60}}
+    on_test_only = decide(report(0.55), report(0.90), None)
+    assert on_test_only.failed == ["beats_keywords"] and "snapshot test split" in on_test_only.rules[1].detail
+    with_dev = decide(report(0.55), report(0.90), None, development=dev)
+    rule = with_dev.rules[1]
+    assert with_dev.promote and rule.value == 0.64 and rule.threshold == 0.60
+    assert "human-labelled development split (10450 rows)" in rule.detail
+    behind = decide(report(0.95), report(0.50), None, development={**dev, "candidate": {"macro_f1": 0.58}})
+    assert behind.failed == ["beats_keywords"]
+    margin = decide(report(0.55), report(0.90), None, GateThresholds(keyword_margin=0.05), development=dev)
+    assert margin.failed == ["beats_keywords"]
+
+
 def test_table_lists_every_rule_with_value_and_threshold():
     table = decide(report(0.55), KW, report(0.5, p95=12.0)).table()
     for name in ("macro_f1_floor", "beats_keywords", "vs_production", "latency_budget"):
@@ -138,7 +153,13 @@ def train_texts(snapshot):
     return pd.read_parquet(Path(snapshot) / "train.parquet")["text"]
 
 
-PARAMS = {"keyword_margin": -1.0, "min_macro_f1": 0.0, "latency_p95_budget_ms": 60000, "latency_samples": 5}
+PARAMS = {
+    "keyword_margin": -1.0,
+    "min_macro_f1": 0.0,
+    "latency_p95_budget_ms": 60000,
+    "latency_samples": 5,
+    "dev_limit": 300,
+}
 
 
 def run_gate(models, name, monkeypatch, **params):
@@ -159,6 +180,9 @@ def run_gate(models, name, monkeypatch, **params):
     }
     p = {**PARAMS, **params}
     retrain.evaluate_stage(plan, p, storage)
+    dev = json.loads(Path(posixpath.join(work, "evaluation.json")).read_text())["development"]
+    assert {"candidate", "keywords"} <= set(dev) and dev["candidate"]["rows"] == 300
+    assert set(dev["candidate"]["categories"]) == {"emergencies", "weather_wet", "weather_temp", "transportation"}
     gate = retrain.gate_stage(plan, p, storage)
     registered = retrain.register_stage(plan, p, promote=gate["promote"], storage=storage)
     saved = json.loads(Path(posixpath.join(work, "gate.json")).read_text())

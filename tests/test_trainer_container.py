@@ -168,6 +168,7 @@ def test_monthly_retrain_trains_in_the_container_and_registers(
         "min_macro_f1": 0.0,  # a 1-epoch tiny model; the gate rules are tested in test_gate.py
         "keyword_margin": -1.0,
         "latency_p95_budget_ms": 60000,
+        "dev_limit": 200,
     }
     dr = dag.test(logical_date=LOGICAL, run_conf=run_conf)
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}

@@ -3,7 +3,10 @@
 Rules (thresholds in :class:`GateThresholds`, overridable per run):
 
 1. ``macro_f1_floor``      candidate macro-F1 >= ``min_macro_f1``
-2. ``beats_keywords``      candidate macro-F1 >= keyword labeller macro-F1 + ``keyword_margin``
+2. ``beats_keywords``      candidate macro-F1 >= keyword labeller macro-F1 + ``keyword_margin``,
+                           on the human-labelled development split when it was evaluated (the
+                           snapshot's test split is labelled by the bootstrap labeller, which
+                           flatters the keyword labeller), else on the test split
 3. ``vs_production``       (only when a production model exists) candidate >= production +
                            ``min_gain``, OR candidate >= production - ``tolerance`` AND its p95
                            latency is at least ``min_latency_gain`` (a fraction) lower: an equally
@@ -13,7 +16,7 @@ Rules (thresholds in :class:`GateThresholds`, overridable per run):
 5. ``f1_floor:<category>`` optional per-category F1 floors
 6. ``gold_floor``          optional: macro-F1 on the human-labelled gold file >= ``gold_min_macro_f1``
 
-All metrics come from the same evaluation run on the snapshot's test split, so candidate and
+All other metrics come from the same evaluation run on the snapshot's test split, so candidate and
 production latencies are measured on the same machine. ``force_promote`` with a non-empty
 reason promotes regardless; the failed rules and the reason are recorded.
 """
@@ -151,6 +154,7 @@ def decide(
     thresholds: GateThresholds | None = None,
     *,
     gold: dict[str, Any] | None = None,
+    development: dict[str, dict[str, Any]] | None = None,
     force_promote: bool = False,
     reason: str = "",
     candidate_ref: str = "candidate",
@@ -163,14 +167,20 @@ def decide(
         raise ValueError("force_promote needs a reason (Param 'reason'): it is recorded in gate.json")
     cand, kw = _macro(candidate, "candidate"), _macro(keyword, "keyword baseline")
     cand_p95 = _p95(candidate)
+    kw_cand, kw_base, where = cand, kw, "snapshot test split (bootstrap labels)"
+    if development and development.get("candidate") and development.get("keywords"):
+        kw_cand = _macro(development["candidate"], "candidate (development split)")
+        kw_base = _macro(development["keywords"], "keyword baseline (development split)")
+        rows = development["candidate"].get("rows")
+        where = f"human-labelled development split{f' ({rows} rows)' if rows else ''}"
     rules = [
         Rule("macro_f1_floor", cand >= t.min_macro_f1, cand, t.min_macro_f1),
         Rule(
             "beats_keywords",
-            cand >= kw + t.keyword_margin,
-            cand,
-            kw + t.keyword_margin,
-            f"keywords {kw:.4f} + margin {t.keyword_margin}",
+            kw_cand >= kw_base + t.keyword_margin,
+            kw_cand,
+            kw_base + t.keyword_margin,
+            f"keywords {kw_base:.4f} + margin {t.keyword_margin} on the {where}",
         ),
     ]
     if production is not None:

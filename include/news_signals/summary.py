@@ -56,6 +56,26 @@ def model_vs_keywords(storage: Storage) -> str:
     return "\n".join(lines)
 
 
+def development_table(storage: Storage) -> str:
+    """Per-category F1 on the human-labelled development split (monthly_retrain's evaluate)."""
+    evaluation = _latest_evaluation(storage)
+    dev = (evaluation or {}).get("development") or {}
+    if not dev:
+        return "not evaluated (dev_split off, or the corpus packages are not installed)"
+    names = [n for n in ("candidate", "production", "keywords") if dev.get(n)]
+    cats = list(dev[names[0]]["categories"])
+    lines = [f"{'category':<15} " + " ".join(f"{n:>10}" for n in names)]
+    for c in cats:
+        lines.append(f"{c:<15} " + " ".join(f"{dev[n]['categories'][c]['f1']:>10.3f}" for n in names))
+    lines.append(f"{'macro-F1':<15} " + " ".join(f"{dev[n]['macro_f1']:>10.3f}" for n in names))
+    lead = dev["candidate"]["macro_f1"] - dev["keywords"]["macro_f1"] if "keywords" in dev else None
+    if lead is not None:
+        verdict = "ahead of" if lead > 0 else "behind"
+        lines.append(f"candidate is {verdict} the keyword labeller by {abs(lead):.3f} macro-F1 "
+                     f"({dev['candidate'].get('rows')} rows: {dev['candidate'].get('source')})")
+    return "\n".join(lines)
+
+
 def registry_table(model_name: str | None = None, storage: Storage | None = None) -> str:
     from news_signals.registry import get_registry
 
@@ -120,7 +140,10 @@ def demo_summary(home: str | None = None, airflow_home: Path | None = None, back
         "Daily partitions (articles/):",
         partitions_table(storage, backfill or None),
         "",
-        "Model against keywords on the snapshot's test split (F1 per category):",
+        "Model against keywords on the human-labelled development split (F1 per category):",
+        development_table(storage),
+        "",
+        "Model against keywords on the snapshot's test split (bootstrap labels, F1 per category):",
         model_vs_keywords(storage),
         "",
         "Last promotion gate:",
