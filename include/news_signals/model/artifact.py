@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +72,8 @@ def save_artifact(
     metrics: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, bytes | Path] | None = None,
     train_config: Mapping[str, Any] | None = None,
+    presence_thresholds: Mapping[str, float] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> Path:
     """Write the artifact to a temporary sibling directory, then swap it into ``out_dir``.
 
@@ -107,6 +109,11 @@ def save_artifact(
             "snapshot_id": snapshot_id,
             "metrics": dict(metrics or {}),
             "train_config": dict(train_config or {}),
+            # P(category present) above which a category counts as present (tuned on validation data);
+            # absent for older artifacts, which use the argmax of the tag head.
+            "presence_thresholds": {c: float(t) for c, t in (presence_thresholds or {}).items()},
+            # languages the model was trained for; other languages are classified by keywords ([] = all)
+            "languages": sorted(languages or []),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": {name: sha256_file(tmp / name) for name in _artifact_files(tmp)},
         }

@@ -93,6 +93,11 @@ class ModelClassifier:
         self.max_length = artifact.max_length
         self.categories = tuple(artifact.manifest["categories"])
         self.vocabularies = {c: tuple(v) for c, v in artifact.manifest["vocabularies"].items()}
+        # Per-category P(present) thresholds tuned on the validation split at training time; a
+        # category without one (or an older artifact) uses the argmax of its tag head.
+        self.thresholds = {
+            c: float(t) for c, t in (artifact.manifest.get("presence_thresholds") or {}).items() if c in self.categories
+        }
         sidecar = artifact.sidecar
         name = sidecar.get("name") or artifact.manifest.get("model_name") or "news_signals"
         version = sidecar.get("version", "local")
@@ -156,9 +161,10 @@ class ModelClassifier:
         return [[(self.categories[j], float(presence[i, j])) for j in row] for i, row in enumerate(order)]
 
     def to_signals(self, pred: Prediction) -> list[Signals]:
-        """Tag = argmax of the tag head; an absent tag forces score 0; score clipped to [-1, 1]."""
+        """Present when P(present) reaches the category's threshold (else the argmax of the tag head);
+        a present category takes its most likely non-absent tag; an absent tag forces score 0."""
         out: list[Signals] = []
-        tag_idx = {c: pred.tag_probs[c].argmax(axis=1) for c in self.categories}
+        tag_idx = {c: self._tag_indices(c, pred.tag_probs[c]) for c in self.categories}
         for i in range(pred.scores.shape[0]):
             sig: Signals = {}
             for j, c in enumerate(self.categories):
@@ -168,3 +174,10 @@ class ModelClassifier:
                 sig[c] = {"score": score, "tag": tag, "confidence": float(pred.tag_probs[c][i, k])}
             out.append({c: sig[c] for c in CATEGORIES})
         return out
+
+    def _tag_indices(self, category: str, probs: np.ndarray) -> np.ndarray:
+        threshold = self.thresholds.get(category)
+        if threshold is None or probs.shape[1] < 2:
+            return probs.argmax(axis=1)
+        present = (1.0 - probs[:, 0]) >= threshold
+        return np.where(present, probs[:, 1:].argmax(axis=1) + 1, 0)

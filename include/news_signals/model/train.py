@@ -238,11 +238,18 @@ def train(
             log.warning("ignoring checkpoint %s: it belongs to a different snapshot, base model or config", last_file)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-    def evaluate_split(split: str) -> dict[str, Any]:
+    def evaluate_split(split: str, thresholds: dict[str, float] | None = None, raw: bool = False) -> Any:
         """Metrics through the same code path as `news_signals evaluate` (plus loss for the curve)."""
-        art = LoadedArtifact(model, tokenizer, {"categories": list(CATEGORIES), "vocabularies": {c: list(v) for c, v in model.vocabularies.items()}, "max_length": config.max_length}, out_dir)
-        clf = ModelClassifier(art, batch_size=64, device=str(device))
+        manifest = {
+            "categories": list(CATEGORIES),
+            "vocabularies": {c: list(v) for c, v in model.vocabularies.items()},
+            "max_length": config.max_length,
+            "presence_thresholds": thresholds or {},
+        }
+        clf = ModelClassifier(LoadedArtifact(model, tokenizer, manifest, out_dir), batch_size=64, device=str(device))
         pred = clf.predict(list(splits[split]["text"]))
+        if raw:
+            return pred
         metrics = score_predictions(truth_signals(splits[split]), clf.to_signals(pred), pred.presence())
         d = data[split]
         mse = float(((torch.from_numpy(pred.scores) - d.scores) ** 2).mean())
@@ -341,11 +348,12 @@ def train(
     if best_file.is_file():
         _load_weights(model, best_file)
     model.eval()
+    thresholds = _tune_thresholds(evaluate_split, splits["val"])
     metrics: dict[str, Any] = {"best_epoch": state["best_epoch"], "val_macro_f1": state["best_f1"]}
-    val = evaluate_split("val")
+    val = evaluate_split("val", thresholds)
     metrics["val"] = {k: v for k, v in val.items() if k != "counts"}
     if "test" in splits:
-        test = evaluate_split("test")
+        test = evaluate_split("test", thresholds)
         metrics["test"] = {k: v for k, v in test.items() if k != "counts"}
         metrics["test_macro_f1"] = test["macro_f1"]
     elapsed = time.perf_counter() - train_start
@@ -357,8 +365,22 @@ def train(
         model.cpu(), tokenizer, out_dir,
         model_name=config.model_name, base_model=base_model, max_length=config.max_length,
         snapshot_id=snap_id, metrics=metrics, extra_files=extra, train_config=asdict(config),
+        presence_thresholds=thresholds,
     )
     return out_dir
+
+
+def _tune_thresholds(evaluate_split: Any, val: Any) -> dict[str, float]:
+    """Per-category P(present) thresholds that maximise F1 on the validation split (see thresholds.py)."""
+    import numpy as np
+
+    from news_signals.model.thresholds import tune_presence_thresholds
+
+    pred = evaluate_split("val", raw=True)
+    gold = np.stack([(val[tag_column(c)] != "").to_numpy() for c in CATEGORIES], axis=1)
+    thresholds = tune_presence_thresholds(pred.presence(), gold, CATEGORIES)
+    log.info("presence thresholds tuned on %d validation rows: %s", len(val), thresholds or "none (too few positives)")
+    return thresholds
 
 
 def _save_weights(model: Any, path: Path) -> None:
