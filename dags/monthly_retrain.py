@@ -105,6 +105,12 @@ def _run_context() -> tuple[dict[str, Any], str]:
             type="string",
             description="encoder to fine-tune: 'minilm' (PyPI-shipped all-MiniLM-L6-v2), a local model directory, or a cached hub id",
         ),
+        "languages": Param(
+            "auto",
+            type="string",
+            description="languages the model is trained for and serves (comma list of en, sv, or 'all'); "
+            "other languages are classified by keywords. auto: the base model's (minilm: en)",
+        ),
         "seed": Param(13, type="integer", description="seed for the split and the trainer"),
         "trainer_backend": Param(
             "auto",

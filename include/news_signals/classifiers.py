@@ -28,6 +28,22 @@ class Classifier(Protocol):
     def classify_texts(self, texts: Sequence[str]) -> list[Signals]: ...
 
 
+def classify_named(classifier: Classifier, texts: Sequence[str]) -> tuple[list[Signals], list[str]]:
+    """Signals plus, per text, the name of what classified it (the ``classifier`` column).
+
+    A model trained for some languages hands texts in other languages to the keyword labeller
+    (``ModelClassifier.classify_named``), so the name can differ per row; for every other
+    classifier it is ``classifier.name`` throughout.
+    """
+    named = getattr(classifier, "classify_named", None)
+    if callable(named):
+        signals, names = named(texts)
+    else:
+        signals = classifier.classify_texts(texts)
+        names = [classifier.name] * len(signals)
+    return signals, names
+
+
 class ModelUnavailable(RuntimeError):
     """No usable model: none promoted, download failed, hashes or taxonomy mismatch."""
 

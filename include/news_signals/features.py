@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from news_signals.classifiers import Classifier, ModelUnavailable, keyword_classifier
+from news_signals.classifiers import Classifier, ModelUnavailable, classify_named, keyword_classifier
 from news_signals.feature_store.base import (
     HEADLINE_SPEC,
     VIBE_SPEC,
@@ -172,10 +172,16 @@ def classify_rows(
     ]
 
     signal_rows: list[dict[str, object]] = []
+    names: list[str] = []
     for start in range(0, len(texts), batch_size):
         batch = texts[start : start + batch_size]
-        signal_rows.extend(signals_to_columns(s) for s in classifier.classify_texts(batch))
+        signals, batch_names = classify_named(classifier, batch)
+        signal_rows.extend(signals_to_columns(s) for s in signals)
+        names.extend(batch_names)
         log.info("classified %d/%d articles with %s", len(signal_rows), len(texts), classifier.name)
+    routed = sum(n != classifier.name for n in names)
+    if routed:
+        log.info("%d articles in languages %s was not trained for went to keywords", routed, classifier.name)
     if len(signal_rows) != len(texts):
         raise RuntimeError(f"{classifier.name} returned {len(signal_rows)} results for {len(texts)} texts")
 
@@ -197,7 +203,7 @@ def classify_rows(
         signal_rows, columns=[c for cat in CATEGORIES for c in (score_column(cat), tag_column(cat))]
     )
     out = pd.concat([out, signals], axis=1)
-    out["classifier"] = classifier.name
+    out["classifier"] = names if len(names) == len(out) else classifier.name
     return HEADLINE_SPEC.conform(out)
 
 

@@ -49,6 +49,7 @@ class RetrainParams:
     sample_size: int | None = None
     epochs: int = 3
     base_model: str = "minilm"
+    languages: str = "auto"  # trainer --languages: auto = what the base model knows (minilm: en)
     lookback_days: int = 30
     seed: int = 13
     labeller: str = "auto"
@@ -81,7 +82,7 @@ class RetrainParams:
         return out
 
     def train_key(self) -> str:
-        blob = json.dumps([self.base_model, self.epochs, self.sample_size, self.seed], sort_keys=True)
+        blob = json.dumps([self.base_model, self.epochs, self.sample_size, self.seed, self.languages], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -171,6 +172,7 @@ def plan_stage(snapshot_id: str, params: dict[str, Any], storage: Storage | None
         seed=int(p.seed),
         threads=p.threads,
         model_name=p.model_name,
+        languages=p.languages,
     )
     base_dir = Path(p.base_model).expanduser()
     if base_dir.is_dir():

@@ -124,6 +124,7 @@ class TrainJob:
     threads: int | None = None
     confidence_mode: str | None = None
     model_name: str | None = None
+    languages: str = "auto"  # the trainer's --languages
 
 
 def trainer_args(
@@ -150,6 +151,8 @@ def trainer_args(
         args += ["--confidence-mode", job.confidence_mode]
     if job.model_name:
         args += ["--model-name", job.model_name]
+    if job.languages and job.languages != "auto":
+        args += ["--languages", job.languages]
     return args
 
 

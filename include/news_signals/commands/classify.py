@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.classifiers import ModelUnavailable, resolve_classifier
+    from news_signals.classifiers import ModelUnavailable, classify_named, resolve_classifier
     from news_signals.jsonl import read_articles, write_jsonl_atomic
     from news_signals.text import article_text
 
@@ -37,8 +37,14 @@ def run(args: argparse.Namespace) -> int:
     clf = resolution.classifier
     print(f"classifier: {clf.name} ({resolution.reason})", file=sys.stderr)
     texts = [article_text(a["title"], a.get("description")) for a in articles]
-    signals = clf.classify_texts(texts) if texts else []
-    out = [{**article, "signals": sig, "classifier": clf.name} for article, sig in zip(articles, signals, strict=True)]
+    signals, names = classify_named(clf, texts) if texts else ([], [])
+    out = [
+        {**article, "signals": sig, "classifier": name}
+        for article, sig, name in zip(articles, signals, names, strict=True)
+    ]
+    routed = sum(name != clf.name for name in names)
+    if routed:
+        print(f"{routed} articles in languages {clf.name} was not trained for were classified by keywords", file=sys.stderr)
     for row in out:  # keep the contract's shape: score and tag only
         row["signals"] = {c: {"score": float(s["score"]), "tag": s["tag"]} for c, s in row["signals"].items()}
     write_jsonl_atomic(args.output, out)

@@ -28,7 +28,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter-threshold", type=float, default=0.5, help="with --confidence-mode filter")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--log-every", type=int, default=20, help="log progress every N steps")
+    parser.add_argument(
+        "--languages",
+        default="auto",
+        help="comma list (en,sv) the model is trained for and serves; other languages go to keywords. "
+        "auto: what the base model knows (minilm: en), else all; 'all' for every language",
+    )
     parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")
+
+
+def parse_languages(value: str | None, base_model: str) -> list[str]:
+    """``auto`` -> the base model's known languages; ``all``/empty -> []; else the comma list."""
+    from news_signals.model.backbone import default_languages
+
+    value = (value or "").strip()
+    if value == "auto":
+        return default_languages(base_model)
+    if value in ("", "all"):
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         log_every=args.log_every,
         model_name=args.model_name or Settings().model_name,
+        languages=tuple(parse_languages(args.languages, args.base_model)),
     )
     out = train(args.snapshot, args.base_model, args.out, config)
     manifest = json.loads((out / "news_signals.json").read_text(encoding="utf-8"))

@@ -23,3 +23,13 @@ def resolve_base_model(name_or_path: str) -> str:
             raise ValueError(f"base model directory {path} has no config.json; give a saved Hugging Face model directory")
         return str(path)
     return name_or_path
+
+
+def default_languages(name_or_path: str) -> list[str]:
+    """Languages a base model is known to understand ([] = unknown, so train and serve all).
+
+    all-MiniLM-L6-v2 was trained on English only: on Swedish it sees word pieces, not words, and a
+    model fine-tuned from it is far worse than the lexicon there (docs/LABELLING.md), so Swedish
+    goes to the keyword labeller. Give ``languages`` explicitly for a multilingual encoder.
+    """
+    return ["en"] if name_or_path in MINILM_ALIASES else []

@@ -98,6 +98,11 @@ class ModelClassifier:
         self.thresholds = {
             c: float(t) for c, t in (artifact.manifest.get("presence_thresholds") or {}).items() if c in self.categories
         }
+        # Languages the model was trained for (manifest ``languages``; empty = all). A text the
+        # keyword labeller's language detector places in another language goes to keywords instead:
+        # an English-only encoder guesses on Swedish, the lexicon knows both.
+        self.languages = frozenset(artifact.manifest.get("languages") or [])
+        self._keywords: Any = None
         sidecar = artifact.sidecar
         name = sidecar.get("name") or artifact.manifest.get("model_name") or "news_signals"
         version = sidecar.get("version", "local")
@@ -149,10 +154,47 @@ class ModelClassifier:
         signals, _ = self.classify_with_presence(texts)
         return signals
 
+    def classify_named(self, texts: Sequence[str]) -> tuple[list[Signals], list[str]]:
+        """Signals and, per text, who classified it: this model, or ``keywords`` for other languages."""
+        signals, _, names = self._classify(texts)
+        return signals, names
+
     def classify_with_presence(self, texts: Sequence[str]) -> tuple[list[Signals], np.ndarray]:
         """Signals plus P(present) per category, so evaluation can rank categories (top-k)."""
-        pred = self.predict(texts)
-        return self.to_signals(pred), pred.presence()
+        signals, presence, _ = self._classify(texts)
+        return signals, presence
+
+    def other_language(self, texts: Sequence[str]) -> list[bool]:
+        """True for texts detected as a language outside ``languages`` (unsure texts stay with the model)."""
+        if not self.languages:
+            return [False] * len(texts)
+        kw = self.keywords
+        return [bool(lean) and lean not in self.languages for lean in (kw.analyse(t).lang_lean for t in texts)]
+
+    @property
+    def keywords(self) -> Any:
+        if self._keywords is None:
+            from news_signals.labelling.keywords import KeywordLabeller
+
+            self._keywords = KeywordLabeller()
+        return self._keywords
+
+    def _classify(self, texts: Sequence[str]) -> tuple[list[Signals], np.ndarray, list[str]]:
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        other = self.other_language(texts)
+        mine = [i for i, o in enumerate(other) if not o]
+        signals: list[Signals] = [{} for _ in texts]
+        presence = np.zeros((len(texts), len(self.categories)), dtype=np.float32)
+        if mine:
+            pred = self.predict([texts[i] for i in mine])
+            presence[mine] = pred.presence()
+            for i, sig in zip(mine, self.to_signals(pred), strict=True):
+                signals[i] = sig
+        for i in (i for i, o in enumerate(other) if o):
+            signals[i] = self.keywords.classify(texts[i])
+            presence[i] = [1.0 if signals[i][c]["tag"] != ABSENT else 0.0 for c in self.categories]
+        names = [self.keywords.name if o else self.name for o in other]
+        return signals, presence, names
 
     def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Per text, the k categories most likely present with P(present), best first."""

@@ -31,6 +31,7 @@ from news_signals.taxonomy import CATEGORIES, confidence_column, score_column, t
 log = logging.getLogger(__name__)
 
 CONFIDENCE_MODES = ("weight", "filter", "none")
+KNOWN_LANGUAGES = ("en", "sv")  # what the keyword labeller's language detector tells apart
 
 
 @dataclass
@@ -56,6 +57,8 @@ class TrainConfig:
     log_every: int = 20
     model_name: str = "news_signals"
     eval_test: bool = True
+    languages: tuple[str, ...] = ()  # train (and later serve) only these languages; () = all
+
 
     def __post_init__(self) -> None:
         if self.confidence_mode not in CONFIDENCE_MODES:
@@ -65,6 +68,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        self.languages = tuple(self.languages or ())
+        unknown = sorted(set(self.languages) - set(KNOWN_LANGUAGES))
+        if unknown:
+            raise ValueError(f"languages {unknown} cannot be detected; choose from {list(KNOWN_LANGUAGES)} (or none = all)")
         if self.sample is not None and self.sample < 1:
             raise ValueError(f"sample must be a positive number of rows, got {self.sample}")
 
@@ -191,6 +198,8 @@ def train(
             .reset_index(drop=True)
             for s, df in splits.items()
         }
+    if config.languages:
+        splits = {s: _only_languages(df, s, config.languages) for s, df in splits.items()}
     if config.threads:
         torch.set_num_threads(int(config.threads))
     random.seed(config.seed)
@@ -365,9 +374,26 @@ def train(
         model.cpu(), tokenizer, out_dir,
         model_name=config.model_name, base_model=base_model, max_length=config.max_length,
         snapshot_id=snap_id, metrics=metrics, extra_files=extra, train_config=asdict(config),
-        presence_thresholds=thresholds,
+        presence_thresholds=thresholds, languages=list(config.languages),
     )
     return out_dir
+
+
+def _only_languages(df: Any, split: str, languages: Sequence[str]) -> Any:
+    """Rows the keyword labeller's detector places in ``languages`` (or cannot place at all)."""
+    from news_signals.labelling.keywords import KeywordLabeller
+
+    kw = KeywordLabeller()
+    leans = [kw.analyse(t).lang_lean for t in df["text"]]
+    keep = [lean == "" or lean in languages for lean in leans]
+    out = df[keep].reset_index(drop=True)
+    log.info("%s split: %d of %d rows in languages %s (or undetected)", split, len(out), len(df), list(languages))
+    if out.empty:
+        raise ValueError(
+            f"the {split} split has no rows in languages {list(languages)}; "
+            "train for other languages (--languages) or build a snapshot with such texts"
+        )
+    return out
 
 
 def _tune_thresholds(evaluate_split: Any, val: Any) -> dict[str, float]:
