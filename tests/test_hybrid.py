@@ -158,6 +158,14 @@ def test_real_encoder_end_to_end(hybrid):
     assert out[1]["sports"]["tag"] != "" and out[1]["sports"]["score"] > 0  # embedding recall
     assert out[2]["crime"]["tag"] == "robbery"
     assert not any(v["tag"] for v in out[3].values())
+    # a text the encoder cannot read (Swedish for the English-only MiniLM) is never embedded
+    encoder = hybrid.embeddings.encoder
+    before = encoder.texts_encoded
+    swedish = "Polisen grep en man i Uppsala efter att han hade stulit en bil"
+    assert hybrid.classify_texts([swedish]) == [
+        hybrid.combine(hybrid.keywords.analyse(swedish, all_cues=True), hybrid.embeddings.scores([]), -1)
+    ]
+    assert encoder.texts_encoded == before
 
 
 def test_calibrated_hybrid_on_handwritten_dev_set(tmp_path):

@@ -105,14 +105,22 @@ class HybridLabeller:
     def classify_texts(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> list[Signals]:
         texts = list(texts)
         analyses = [self.keywords.analyse(t, all_cues=True) for t in texts]
-        scores = self.embeddings.scores(texts, keys)
-        return [self.combine(a, scores, i) for i, a in enumerate(analyses)]
+        # Only texts the encoder can read are embedded (the others would be thrown away in combine).
+        readable = [i for i, a in enumerate(analyses) if self.reads(a.lang_lean)]
+        scores = self.embeddings.scores(
+            [texts[i] for i in readable], None if keys is None else [keys[i] for i in readable]
+        )
+        row_of = {i: k for k, i in enumerate(readable)}
+        return [self.combine(a, scores, row_of.get(i, -1)) for i, a in enumerate(analyses)]
+
+    def reads(self, lang: str) -> bool:
+        """Whether the encoder understands ``lang``; unsure counts only for an encoder reading both."""
+        return lang in self.encoder_languages or (lang == "" and {"sv", "en"} <= self.encoder_languages)
 
     def combine(self, analysis: KeywordAnalysis, scores: EmbeddingScores, row: int) -> Signals:
-        """The per-category decision for one text from its keyword analysis and embedding scores."""
-        # unsure language counts as readable only for an encoder that reads both of our languages
-        lang = analysis.lang_lean
-        use_embedding = lang in self.encoder_languages or (lang == "" and {"sv", "en"} <= self.encoder_languages)
+        """The per-category decision for one text from its keyword analysis and embedding scores
+        (``row`` in ``scores``; keywords alone when the encoder cannot read the text's language)."""
+        use_embedding = row >= 0 and self.reads(analysis.lang_lean)
         out: Signals = {}
         for j, cat in enumerate(CATEGORIES):
             sim = float(scores.category[row, j]) if use_embedding else None
