@@ -191,6 +191,8 @@ def train(
     _prepare_out_dir(out_dir)
     splits = {s: read_split(snapshot_dir, s) for s in (("train", "val", "test") if config.eval_test else ("train", "val"))}
     snap_id = snapshot_id(snapshot_dir)
+    if config.languages:  # before sampling, so --sample N means N rows the model is for
+        splits = {s: _only_languages(df, s, config.languages) for s, df in splits.items()}
     if config.sample:
         small = max(20, config.sample // 4)
         splits = {
@@ -198,8 +200,6 @@ def train(
             .reset_index(drop=True)
             for s, df in splits.items()
         }
-    if config.languages:
-        splits = {s: _only_languages(df, s, config.languages) for s, df in splits.items()}
     if config.threads:
         torch.set_num_threads(int(config.threads))
     random.seed(config.seed)
