@@ -3,11 +3,16 @@
 Steps, each recorded in ``manifest.json``: read the window ending at the logical date →
 exact duplicates out (same ``article_id`` or normalised title) → relabel (hybrid labeller by
 default, keywords for speed, or keep the partition's labels) → TF-IDF near-duplicate removal
-(cosine >= ``dedupe_threshold``) → optional label filter → balancing (each primary category,
-including ``none``, capped at ``max_per_class`` rows, and ``none`` at ``max_none_ratio`` × the
-labelled rows) → per-category minimum-rows check → stratified train/val/test split by
-``primary_category`` (scikit-learn, seeded) → written to a temp dir and renamed to
+(cosine >= ``dedupe_threshold``) → optional label filter → per-category minimum-rows check →
+stratified train/val/test split by ``primary_category`` (scikit-learn, seeded) → balancing of the
+**train split only** (each primary category, including ``none``, capped at ``max_per_class`` rows,
+and ``none`` at ``max_none_ratio`` × the labelled rows) → written to a temp dir and renamed to
 ``snapshots/<id>/``.
+
+Val and test keep the class mix of the data as it arrives: the trainer tunes its presence
+thresholds on val and the gate judges on test, and both must see what production will see.
+Measured: thresholds tuned on a balanced val gave 0.584 macro-F1 on the human-labelled development
+split, the same model with thresholds tuned on naturally mixed rows 0.603.
 
 The id is a hash of the parameters, the labeller version and the source partitions' bytes,
 so re-running the same month on the same data finds the finished snapshot and reuses it.
@@ -48,7 +53,7 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 DISAGREEMENTS = "disagreements.parquet"
 NONE = "none"
-SNAPSHOT_VERSION = 2  # bump when the build logic changes, so old snapshots are not reused for new runs
+SNAPSHOT_VERSION = 3  # bump when the build logic changes, so old snapshots are not reused for new runs
 LABELLERS = ("auto", "hybrid", "keywords", "partition")
 
 
@@ -283,7 +288,6 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         before = len(df)
         df = df[df["primary_category"].isin(params.label_filter)].reset_index(drop=True)
         stats["label_filtered"] = before - len(df)
-    df, stats["balanced_out"] = _balance(df, params)
     if params.sample_size and len(df) > params.sample_size:
         from sklearn.model_selection import train_test_split
 
@@ -297,6 +301,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         stats["sampled_out"] = before - len(df)
     warnings = _check_min_rows(df, params, dates)
     splits = stratified_split(df, params)
+    splits["train"], stats["balanced_out"] = _balance(splits["train"], params)
     stats["rows"] = sum(len(s) for s in splits.values())
 
     manifest = {
