@@ -35,7 +35,7 @@ BACKFILL_DAYS = 7
 # cores); that is what it takes MiniLM to pass the keyword labeller on the development split.
 RETRAIN = {"epochs": 2, "sample_size": 5000}
 # The second: deliberately small, so the gate has a weaker candidate to refuse.
-SMALL_RETRAIN = {"epochs": 1, "sample_size": 1000, "dev_limit": 3000}
+SMALL_RETRAIN = {"epochs": 1, "sample_size": 1000}
 
 
 def banner(text: str) -> None:

@@ -85,6 +85,18 @@ def test_vibe_group_upserts_by_country_and_date(store, rows):
     assert len(stored) == 3
 
 
+def test_vibe_rows_from_a_model_and_keywords_name_both(store, rows):
+    """English rows by the model, Swedish rows by keywords: the day's vibe row names both."""
+    mixed = rows.copy()
+    mixed["classifier"] = ["model:news_signals@3" if i % 2 else "keywords" for i in range(len(mixed))]
+    vibes = vibe_vectors(mixed, DAY)
+    assert "keywords+model:news_signals@3" in set(vibes["classifier"])
+    assert store.upsert(VIBE_SPEC, vibes) == len(vibes)
+    bad = vibes.assign(classifier="keywords+nonsense")
+    with pytest.raises(FeatureValidationError, match="classifier"):
+        store.upsert(VIBE_SPEC, bad)
+
+
 def test_get_feature_store_defaults_to_local(ns_home, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", raising=False)
     assert isinstance(get_feature_store(), LocalFeatureStore)

@@ -68,11 +68,14 @@ def development_table(storage: Storage) -> str:
     for c in cats:
         lines.append(f"{c:<15} " + " ".join(f"{dev[n]['categories'][c]['f1']:>10.3f}" for n in names))
     lines.append(f"{'macro-F1':<15} " + " ".join(f"{dev[n]['macro_f1']:>10.3f}" for n in names))
-    lead = dev["candidate"]["macro_f1"] - dev["keywords"]["macro_f1"] if "keywords" in dev else None
-    if lead is not None:
-        verdict = "ahead of" if lead > 0 else "behind"
-        lines.append(f"candidate is {verdict} the keyword labeller by {abs(lead):.3f} macro-F1 "
-                     f"({dev['candidate'].get('rows')} rows: {dev['candidate'].get('source')})")
+    if "keywords" in dev:
+        for name in (n for n in names if n != "keywords"):
+            lead = dev[name]["macro_f1"] - dev["keywords"]["macro_f1"]
+            ref = evaluation.get(f"{name}_ref") or name  # type: ignore[union-attr]
+            label = name if ref == name else f"{name} ({ref})"
+            lines.append(f"{label} is {'ahead of' if lead > 0 else 'behind'} the keyword labeller "
+                         f"by {abs(lead):.3f} macro-F1")
+        lines.append(f"({dev['keywords'].get('rows')} rows: {dev['keywords'].get('source')})")
     return "\n".join(lines)
 
 

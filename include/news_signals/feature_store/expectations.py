@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ARTICLE_ID_REGEX = r"^[0-9a-f]{16}$"
-CLASSIFIER_REGEX = r"^(?:keywords|hybrid@.+|model:.+@.+)$"
+_ONE_CLASSIFIER = r"(?:keywords|hybrid@[^+]+|model:[^+]+@[^+]+)"
+CLASSIFIER_REGEX = rf"^{_ONE_CLASSIFIER}$"
+# a vibe_vectors row aggregates articles, which may come from several classifiers (a model for
+# English, keywords for Swedish): their names joined with "+"
+CLASSIFIERS_REGEX = rf"^{_ONE_CLASSIFIER}(?:\+{_ONE_CLASSIFIER})*$"
 
 
 def _expectations(spec: FeatureGroupSpec) -> list[tuple[str, dict[str, Any]]]:
@@ -38,7 +42,8 @@ def _expectations(spec: FeatureGroupSpec) -> list[tuple[str, dict[str, Any]]]:
     for key in spec.primary_key:
         out.append(("ExpectColumnValuesToNotBeNull", {"column": key}))
     out.append(("ExpectColumnValuesToNotBeNull", {"column": spec.event_time}))
-    out.append(("ExpectColumnValuesToMatchRegex", {"column": "classifier", "regex": CLASSIFIER_REGEX}))
+    regex = CLASSIFIER_REGEX if spec.name == HEADLINE_GROUP else CLASSIFIERS_REGEX
+    out.append(("ExpectColumnValuesToMatchRegex", {"column": "classifier", "regex": regex}))
     if spec.name == HEADLINE_GROUP:
         out.append(("ExpectColumnValuesToMatchRegex", {"column": "article_id", "regex": ARTICLE_ID_REGEX}))
         out.append(("ExpectColumnValuesToBeUnique", {"column": "article_id"}))
