@@ -61,10 +61,11 @@ def keyword_classifier() -> Classifier:
     return KeywordLabeller()
 
 
-def model_classifier(model_dir: str | Path) -> Classifier:
+def model_classifier(model_dir: str | Path, backend: str = "auto") -> Classifier:
+    """The model in ``model_dir``; ``backend`` auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."""
     from news_signals.model.inference import ModelClassifier
 
-    return ModelClassifier.from_dir(model_dir)
+    return ModelClassifier.from_dir(model_dir, backend=backend)
 
 
 def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
@@ -85,8 +86,10 @@ def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
     return Path(path), f"{prod.name}@{prod.version}"
 
 
-def resolve_classifier(method: str, model_dir: str | Path | None = None, require_model: bool = False) -> Resolution:
-    """Pick the classifier for ``method`` (keywords / model / auto)."""
+def resolve_classifier(
+    method: str, model_dir: str | Path | None = None, require_model: bool = False, backend: str = "auto"
+) -> Resolution:
+    """Pick the classifier for ``method`` (keywords / model / auto); ``backend`` is the model's inference backend."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if method == "keywords":
@@ -94,14 +97,14 @@ def resolve_classifier(method: str, model_dir: str | Path | None = None, require
     if method == "model":
         if model_dir is None:
             raise ValueError("--method model needs --model-dir DIR (a saved model artifact)")
-        clf = model_classifier(model_dir)
+        clf = model_classifier(model_dir, backend)
         return Resolution(clf, f"model from {model_dir}")
     try:
         if model_dir is not None:
-            clf, where = model_classifier(model_dir), str(model_dir)
+            clf, where = model_classifier(model_dir, backend), str(model_dir)
         else:
             path, where = production_model_dir()
-            clf = model_classifier(path)
+            clf = model_classifier(path, backend)
         return Resolution(clf, f"promoted model {clf.name} ({where})")
     except Exception as exc:
         if require_model:

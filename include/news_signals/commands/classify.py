@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", help="a saved model artifact (for --method model, optional for auto)")
     parser.add_argument("--require-model", action="store_true", help="with auto: fail instead of falling back")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--backend", choices=("auto", "torch", "onnx"), default="auto",
+        help="model inference: auto = ONNX Runtime on CPU (same outputs, faster), torch on CUDA; "
+        "falls back to torch with a warning when the ONNX export cannot be built",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
 
     articles = read_articles(args.input)
     try:
-        resolution = resolve_classifier(args.method, args.model_dir, require_model=args.require_model)
+        resolution = resolve_classifier(args.method, args.model_dir, require_model=args.require_model, backend=args.backend)
     except ModelUnavailable as exc:
         print(f"error: {exc} (drop --require-model to fall back to keywords)", file=sys.stderr)
         return 3
     clf = resolution.classifier
-    print(f"classifier: {clf.name} ({resolution.reason})", file=sys.stderr)
+    backend = f", inference backend: {clf.backend}" if getattr(clf, "backend", None) else ""
+    print(f"classifier: {clf.name} ({resolution.reason}{backend})", file=sys.stderr)
     texts = [article_text(a["title"], a.get("description")) for a in articles]
     signals, names = classify_named(clf, texts) if texts else ([], [])
     out = [
