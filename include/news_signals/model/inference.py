@@ -136,6 +136,10 @@ class ModelClassifier:
             return "torch", f"auto: torch on {self.device.type}"
         if requested == "auto" and not self.artifact.manifest_sha256:
             return "torch", "auto: torch for an in-memory model (no verified manifest hash to key an ONNX export)"
+        if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in self.model.modules()):
+            if requested == "onnx":  # the ONNX file is keyed by the artifact: it would be the fp32 model
+                raise ValueError("backend='onnx' needs the fp32 model; use from_dir(..., backend='onnx', quantize=True)")
+            return "torch", "auto: torch for a torch-quantized model"
         from news_signals.model.onnx_runtime import OnnxUnavailable, load_onnx
 
         try:

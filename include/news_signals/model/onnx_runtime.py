@@ -37,7 +37,6 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -362,8 +361,3 @@ def load_onnx(artifact: LoadedArtifact, threads: int | None = None, variant: str
 def clear_sessions() -> None:
     with _LOCK:
         _SESSIONS.clear()
-
-
-def max_deviation(a: tuple[np.ndarray, Sequence[np.ndarray]], b: tuple[np.ndarray, Sequence[np.ndarray]]) -> float:
-    """Largest |difference| of scores and probabilities between two (scores, probs) results."""
-    return max(float(np.abs(a[0] - b[0]).max()), *(float(np.abs(x - y).max()) for x, y in zip(a[1], b[1], strict=True)))
