@@ -3,37 +3,52 @@
 The replaced system classified one article at a time, padded to 512 tokens. On the same
 backbone, in the same run, this prints texts/s for:
 
-  replaced    one text per forward, padded to 512, torch.no_grad
-  batch512    batches of 64, still padded to 512 (plain batching)
-  dynamic     batches of 64 in input order, truncated at 64 and padded to the batch's longest
-  ours        ModelClassifier: length-sorted batches (bucketing) + dynamic padding + inference_mode
-  ours-int8   the same with torch dynamic int8 quantization of the linear layers
+  replaced        one text per forward, padded to 512, torch.no_grad
+  batch512        batches of 64, still padded to 512 (plain batching)
+  dynamic         batches of 64 in input order, truncated at 64 and padded to the batch's longest
+  ours            ModelClassifier, torch backend: length-sorted batches (bucketing) + dynamic
+                  padding + inference_mode
+  ours-int8       the same with torch dynamic int8 quantization of the linear layers
+  ours-onnx       ModelClassifier, onnx backend (the default on CPU): the same batches through
+                  ONNX Runtime, graph exported once and fused (Attention, LayerNorm, GELU), fp32
+  ours-onnx-int8  the onnx backend with ORT dynamic int8 (per-channel weights)
 
-and the ratios to `replaced`, the int8 deviation (max |score| and probability difference,
-tag agreement) against fp32, and training examples/s (forward + backward + AdamW step).
+Each path is timed ``--repeats`` times, interleaved (one round of every path, then the next
+round), and the best round counts, so a burst of load from other processes hits all paths
+alike. Every `ours*` path's outputs are compared with `ours` (torch fp32): max |score diff|,
+max |tag probability diff|, tag agreement; fp32 paths must stay within FP32_TOLERANCE, int8
+paths within INT8_TOLERANCE. The closing RATIO line reports the fastest `ours*` path that is
+within its tolerance (and says which), then training examples/s (forward + backward + AdamW).
+
+The default workload is headline-length texts (``--max-chars 90``; GDELT titles, which the
+product classifies, are ~60-90 characters); ``--max-chars 0`` uses all corpus texts (mean ~31
+tokens, titles with descriptions).
 
     python bench/bench_inference.py [--texts 512] [--replaced-texts 24] [--threads 2] [--max-chars 90]
-        [--model-dir TRAINED_ARTIFACT]
+        [--repeats 3] [--model-dir TRAINED_ARTIFACT]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-INT8_TOLERANCE = 0.05  # max |difference| of scores and tag probabilities we accept for int8
+FP32_TOLERANCE = 1e-4  # max |difference| of scores and tag probabilities for an fp32 path (rounding only)
+INT8_TOLERANCE = 0.05  # the same for int8 paths
 
 
 def corpus_texts(n: int, max_chars: int | None = None) -> list[str]:
     from news_signals.corpus import load_corpus
 
-    texts = [r.text for r in load_corpus() if max_chars is None or len(r.text) <= max_chars]
+    texts = [r.text for r in load_corpus() if not max_chars or len(r.text) <= max_chars]
     step = max(1, len(texts) // n)
     return texts[::step][:n]
 
@@ -59,14 +74,24 @@ def main() -> None:
     parser.add_argument("--replaced-texts", type=int, default=24, help="texts for the slow one-at-a-time path")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=6)
-    parser.add_argument("--max-chars", type=int, help="only texts up to N characters (GDELT titles: ~60-90)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per path; the best counts")
+    parser.add_argument("--max-chars", type=int, default=90,
+                        help="only texts up to N characters (default 90: headlines; 0: all corpus texts)")
     parser.add_argument("--model-dir", help="a trained artifact (MiniLM); default: MiniLM with random heads")
     args = parser.parse_args()
 
+    tmp = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     import numpy as np
     import torch
     from news_signals.model.artifact import save_artifact
-    from news_signals.model.inference import ModelClassifier
+    from news_signals.model.inference import ModelClassifier, Prediction
     from news_signals.model.modeling import MultiHeadModel, load_encoder, multihead_loss
     from news_signals.taxonomy import CATEGORIES
 
@@ -82,49 +107,76 @@ def main() -> None:
     else:
         encoder, tokenizer = load_encoder("minilm")
         model = MultiHeadModel(encoder).eval()
-        tmp = Path(tempfile.mkdtemp(prefix="bench-model-"))
         art = save_artifact(model, tokenizer, tmp / "model", model_name="bench", base_model="minilm", max_length=64)
-    results: dict[str, tuple[float, float]] = {}  # path -> (texts/s wall, texts/s per CPU-second)
+        # A throwaway artifact: keep its ONNX export out of the user's cache.
+        os.environ["NEWS_SIGNALS_HOME"] = str(tmp / "home")
 
-    # The replaced way: one text at a time, padded to 512.
+    def encode(batch: list[str], **kw: object) -> dict[str, torch.Tensor]:
+        return tokenizer(batch, truncation=True, return_tensors="pt", return_token_type_ids=False, **kw)
+
     sub = texts[: args.replaced_texts]
-    with torch.no_grad():
-        model(**tokenizer(sub[:1], padding="max_length", max_length=512, truncation=True, return_tensors="pt", return_token_type_ids=False))
-        with Timer() as t:
+    n512 = min(len(texts), 128)
+
+    def replaced() -> None:  # the replaced way: one text at a time, padded to 512
+        with torch.no_grad():
             for text in sub:
-                model(**tokenizer([text], padding="max_length", max_length=512, truncation=True, return_tensors="pt", return_token_type_ids=False))
-        results["replaced"] = rate(len(sub), t.wall), rate(len(sub), t.cpu)
+                model(**encode([text], padding="max_length", max_length=512))
 
-        n512 = min(len(texts), 128)
-        with Timer() as t:
+    def batch512() -> None:
+        with torch.no_grad():
             for k in range(0, n512, 64):
-                model(**tokenizer(texts[k : k + 64], padding="max_length", max_length=512, truncation=True, return_tensors="pt", return_token_type_ids=False))
-        results["batch512"] = rate(n512, t.wall), rate(n512, t.cpu)
+                model(**encode(texts[k : k + 64], padding="max_length", max_length=512))
 
-        with Timer() as t:
+    def dynamic() -> None:
+        with torch.no_grad():
             for k in range(0, len(texts), 64):
-                model(**tokenizer(texts[k : k + 64], padding=True, max_length=64, truncation=True, return_tensors="pt", return_token_type_ids=False))
-        results["dynamic"] = rate(len(texts), t.wall), rate(len(texts), t.cpu)
+                model(**encode(texts[k : k + 64], padding=True, max_length=64))
 
-    ours = ModelClassifier.from_dir(art, threads=args.threads)
-    ours.predict(texts[:64])
-    with Timer() as t:
-        ref = ours.predict(texts)
-    results["ours"] = rate(len(texts), t.wall), rate(len(texts), t.cpu)
+    classifiers = {
+        "ours": ModelClassifier.from_dir(art, threads=args.threads, backend="torch"),
+        "ours-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="torch", quantize=True),
+        "ours-onnx": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx"),
+        "ours-onnx-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx", quantize=True),
+    }
+    tolerance = {"ours": 0.0, "ours-int8": INT8_TOLERANCE, "ours-onnx": FP32_TOLERANCE, "ours-onnx-int8": INT8_TOLERANCE}
+    outputs: dict[str, Prediction] = {}
 
-    q = ModelClassifier.from_dir(art, threads=args.threads, quantize=True)
-    q.predict(texts[:64])
-    with Timer() as t:
-        qp = q.predict(texts)
-    results["ours-int8"] = rate(len(texts), t.wall), rate(len(texts), t.cpu)
-    score_dev = float(np.abs(qp.scores - ref.scores).max())
-    prob_dev = max(float(np.abs(qp.tag_probs[c] - ref.tag_probs[c]).max()) for c in CATEGORIES)
-    agree = np.mean([(qp.tag_probs[c].argmax(1) == ref.tag_probs[c].argmax(1)).mean() for c in CATEGORIES])
+    def ours(name: str) -> Callable[[], None]:
+        def go() -> None:
+            outputs[name] = classifiers[name].predict(texts)
+
+        return go
+
+    paths: dict[str, tuple[Callable[[], None], int]] = {
+        "replaced": (replaced, len(sub)),
+        "batch512": (batch512, n512),
+        "dynamic": (dynamic, len(texts)),
+        **{name: (ours(name), len(texts)) for name in classifiers},
+    }
+    with torch.no_grad():  # warm-up: one forward of each kind, first ONNX sessions
+        model(**encode(sub[:1], padding="max_length", max_length=512))
+    for name in classifiers:
+        classifiers[name].predict(texts[:64])
+    results: dict[str, tuple[float, float]] = {}  # path -> best (texts/s wall, texts/s per CPU-second)
+    for _ in range(max(1, args.repeats)):
+        for name, (fn, n) in paths.items():
+            with Timer() as t:
+                fn()
+            wall, cpu = results.get(name, (0.0, 0.0))
+            results[name] = max(wall, rate(n, t.wall)), max(cpu, rate(n, t.cpu))
+
+    ref = outputs["ours"]
+    deviation: dict[str, tuple[float, float, float]] = {}
+    for name, pred in outputs.items():
+        score_dev = float(np.abs(pred.scores - ref.scores).max())
+        prob_dev = max(float(np.abs(pred.tag_probs[c] - ref.tag_probs[c]).max()) for c in CATEGORIES)
+        agree = float(np.mean([(pred.tag_probs[c].argmax(1) == ref.tag_probs[c].argmax(1)).mean() for c in CATEGORIES]))
+        deviation[name] = score_dev, prob_dev, agree
 
     # Training throughput: forward + backward + AdamW on batches of 32 at max length 64.
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    batch = tokenizer(texts[:32], padding=True, max_length=64, truncation=True, return_tensors="pt", return_token_type_ids=False)
+    batch = encode(texts[:32], padding=True, max_length=64)
     targets = torch.zeros(32, len(CATEGORIES)), torch.zeros(32, len(CATEGORIES), dtype=torch.long)
     weights = torch.ones(32, len(CATEGORIES))
 
@@ -143,17 +195,32 @@ def main() -> None:
 
     base = results["replaced"]
     mean_tokens = float(np.mean([len(x) for x in tokenizer(texts)["input_ids"]]))
-    print(f"MiniLM-L6 multi-head, {args.threads} threads, {len(texts)} corpus texts, mean {mean_tokens:.1f} tokens "
-          f"(replaced path timed on {len(sub)}); heads {'trained' if args.model_dir else 'random'}")
-    print(f"{'path':<11} {'texts/s':>9} {'ms/text':>8} {'x replaced':>11} {'texts/CPU-s':>12} {'x (CPU)':>8}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"MiniLM-L6 multi-head, {args.threads} threads, {len(texts)} corpus texts "
+          f"({'up to ' + str(args.max_chars) + ' chars' if args.max_chars else 'all lengths'}), mean {mean_tokens:.1f} "
+          f"tokens (replaced path timed on {len(sub)}); heads {'trained' if args.model_dir else 'random'}; "
+          f"best of {max(1, args.repeats)} interleaved rounds; load average {load:.1f}")
+    print(f"{'path':<15} {'texts/s':>9} {'ms/text':>8} {'x replaced':>11} {'texts/CPU-s':>12} {'x (CPU)':>8}")
     for name, (wall, cpu) in results.items():
-        print(f"{name:<11} {wall:9.1f} {1000 / wall:8.2f} {wall / base[0]:10.1f}x {cpu:12.1f} {cpu / base[1]:7.1f}x")
-    print(f"int8 vs fp32: max |score diff| {score_dev:.4f}, max |prob diff| {prob_dev:.4f}, "
-          f"tag agreement {agree:.4f} (tolerance {INT8_TOLERANCE}: {'OK' if max(score_dev, prob_dev) <= INT8_TOLERANCE else 'EXCEEDED'})")
+        print(f"{name:<15} {wall:9.1f} {1000 / wall:8.2f} {wall / base[0]:10.1f}x {cpu:12.1f} {cpu / base[1]:7.1f}x")
+    within = {}
+    for name, (score_dev, prob_dev, agree) in deviation.items():
+        if name == "ours":
+            within[name] = True
+            continue
+        within[name] = max(score_dev, prob_dev) <= tolerance[name]
+        print(f"{name + ' vs ours (torch fp32):':<32} max |score diff| {score_dev:.2e}, max |prob diff| {prob_dev:.2e}, "
+              f"tag agreement {agree:.4f} (tolerance {tolerance[name]:g}: {'OK' if within[name] else 'EXCEEDED'})")
     print(f"training: {train_rate[0]:.1f} examples/s wall, {train_rate[1]:.1f} per CPU-second "
           "(batch 32, max length 64, forward+backward+AdamW)")
-    print(f"RATIO ours/replaced = {results['ours'][0] / base[0]:.1f}x wall, {results['ours'][1] / base[1]:.1f}x CPU "
-          f"(target >= 50x); int8: {results['ours-int8'][0] / base[0]:.1f}x wall, {results['ours-int8'][1] / base[1]:.1f}x CPU")
+    best = max((n for n in classifiers if within[n]), key=lambda n: results[n][0])
+    score_dev, prob_dev, _ = deviation[best]
+    others = ", ".join(
+        f"{n} {results[n][0] / base[0]:.1f}x{'' if within[n] else ' (outside tolerance)'}" for n in classifiers if n != best
+    )
+    print(f"RATIO {best}/replaced = {results[best][0] / base[0]:.1f}x wall, {results[best][1] / base[1]:.1f}x CPU "
+          f"(target >= 50x; {best} is within tolerance: max diff {max(score_dev, prob_dev):.1e} <= {tolerance[best]:g} "
+          f"vs torch fp32); others: {others}")
 
 
 if __name__ == "__main__":
