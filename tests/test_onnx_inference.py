@@ -191,3 +191,13 @@ def test_classify_cli_backends_write_the_same_signals(artifact, tmp_path, capsys
             assert a["signals"][c]["tag"] == b["signals"][c]["tag"]
             assert abs(a["signals"][c]["score"] - b["signals"][c]["score"]) <= TOLERANCE
     assert rows["auto"] == rows["onnx"]
+
+
+def test_a_torch_quantized_model_stays_on_torch(artifact):
+    from news_signals.model.inference import cached_artifact
+
+    assert ModelClassifier.from_dir(artifact, quantize=True).backend == "torch"  # auto + quantize: torch int8
+    quantized = cached_artifact(artifact, quantize=True)
+    assert ModelClassifier(quantized).backend == "torch"  # not the fp32 ONNX file of the same artifact
+    with pytest.raises(ValueError, match="fp32"):
+        ModelClassifier(quantized, backend="onnx")
