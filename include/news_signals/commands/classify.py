@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--backend", choices=("auto", "torch", "onnx"), default="auto",
-        help="model inference: auto = ONNX Runtime on CPU (same outputs, faster), torch on CUDA; "
+        help="model inference: auto = ONNX Runtime on CPU (same outputs; faster when the CPU is shared), torch on CUDA; "
         "falls back to torch with a warning when the ONNX export cannot be built",
     )
 

@@ -10,7 +10,8 @@ directory and the manifest hash (so a retrained model in the same place is reloa
 Backends: ``torch`` runs the model as loaded; ``onnx`` runs the same model exported to
 ONNX and optimized by ONNX Runtime (fused attention / LayerNorm / GELU; see
 ``news_signals.model.onnx_runtime``), which gives the same outputs within float rounding
-(tested at 1e-4, measured ~1e-6) and is faster on CPU. ``auto`` (the default) is ``onnx`` on
+(tested at 1e-4, measured ~1e-6), is as fast as torch on an uncontended CPU and 1.6-2x
+faster when the cores are shared (its threads do not spin; see docs/MODEL.md). ``auto`` (the default) is ``onnx`` on
 CPU and ``torch`` on CUDA; when the ONNX backend cannot be built (onnxruntime missing, export
 or cache failure) ``auto`` logs a warning with the reason and uses torch. Optionally the
 linear layers are quantized to int8 (``quantize=True``: torch dynamic int8 with ``auto`` /
