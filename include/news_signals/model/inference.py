@@ -251,10 +251,17 @@ class ModelClassifier:
 
     def other_language(self, texts: Sequence[str]) -> list[bool]:
         """True for texts detected as a language outside ``languages`` (unsure texts stay with the model)."""
+        return [a is not None for a in self._other_language_analyses(texts)]
+
+    def _other_language_analyses(self, texts: Sequence[str]) -> list[Any]:
+        """Per text, its keyword analysis when it belongs to another language, else None."""
         if not self.languages:
-            return [False] * len(texts)
-        kw = self.keywords
-        return [bool(lean) and lean not in self.languages for lean in (kw.analyse(t).lang_lean for t in texts)]
+            return [None] * len(texts)
+        out = []
+        for t in texts:
+            analysis = self.keywords.analyse(t)
+            out.append(analysis if analysis.lang_lean and analysis.lang_lean not in self.languages else None)
+        return out
 
     @property
     def keywords(self) -> Any:
@@ -266,7 +273,8 @@ class ModelClassifier:
 
     def _classify(self, texts: Sequence[str]) -> tuple[list[Signals], np.ndarray, list[str]]:
         texts = [t if isinstance(t, str) else "" for t in texts]
-        other = self.other_language(texts)
+        routed = self._other_language_analyses(texts)  # analysed once: the keyword signals come with it
+        other = [a is not None for a in routed]
         mine = [i for i, o in enumerate(other) if not o]
         signals: list[Signals] = [{} for _ in texts]
         presence = np.zeros((len(texts), len(self.categories)), dtype=np.float32)
@@ -276,7 +284,7 @@ class ModelClassifier:
             for i, sig in zip(mine, self.to_signals(pred), strict=True):
                 signals[i] = sig
         for i in (i for i, o in enumerate(other) if o):
-            signals[i] = self.keywords.classify(texts[i])
+            signals[i] = routed[i].signals
             presence[i] = [1.0 if signals[i][c]["tag"] != ABSENT else 0.0 for c in self.categories]
         names = [self.keywords.name if o else self.name for o in other]
         return signals, presence, names
