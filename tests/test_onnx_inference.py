@@ -162,14 +162,41 @@ def test_falls_back_to_torch_when_onnx_cannot_be_built(artifact, fresh, caplog):
         ModelClassifier.from_dir(artifact, backend="onnx")
 
 
-def test_onnx_int8_variant_is_separate_and_close(artifact):
-    ref = ModelClassifier.from_dir(artifact, backend="torch").predict(TEXTS)
-    q = ModelClassifier.from_dir(artifact, backend="onnx", quantize=True)
-    assert q.backend == "onnx" and q.onnx.record["variant"] == "int8"
-    assert (cache_dir(manifest_hash(artifact)) / "model-int8.onnx").is_file()
-    assert not (cache_dir(manifest_hash(artifact)) / "model.onnx").exists()
-    got = q.predict(TEXTS)
-    assert max_diff(ref, got) < 0.5  # int8 is close, not equal: it is opt-in, see bench/
+def test_int8_is_used_only_when_it_passes_its_check_against_fp32(artifact, monkeypatch, caplog):
+    from news_signals.model import int8_check
+    from news_signals.model.int8_check import Int8Tolerance
+
+    check_file = cache_dir(manifest_hash(artifact)) / "model-int8.check.json"
+    lenient = Int8Tolerance(min_tag_agreement=0.0, min_present_tag_agreement=0.0, max_score_diff=2.0, max_score_mae=2.0)
+    monkeypatch.setattr(int8_check, "TOLERANCE", lenient)
+    with caplog.at_level(logging.INFO, logger="news_signals.model.inference"):
+        q = ModelClassifier.from_dir(artifact, backend="onnx", quantize=True)
+    assert q.backend == "onnx" and q.onnx.record["variant"] == "int8" and "int8" in q.backend_reason
+    report = q.int8_check
+    assert report["texts"] > 50 and 0.0 <= report["tag_agreement"] <= 1.0
+    assert json.loads(check_file.read_text())["failures"] == []
+    assert sum("int8 check of" in r.getMessage() for r in caplog.records) == 1
+    ref = ModelClassifier.from_dir(artifact, backend="onnx").predict(TEXTS)
+    assert 0 < max_diff(ref, q.predict(TEXTS)) < 0.5  # int8: close, not equal
+
+    clear_cache()  # a new process: the verdict is read back, not measured again
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="news_signals.model.inference"):
+        again = ModelClassifier.from_dir(artifact, backend="onnx", quantize=True)
+    assert again.onnx.record["variant"] == "int8" and again.int8_check == report
+    assert not any("int8 check of" in r.getMessage() for r in caplog.records)
+
+    clear_cache()  # a stricter tolerance is a different question: checked again, int8 refused, fp32 used
+    strict = Int8Tolerance(min_tag_agreement=1.0, min_present_tag_agreement=1.0, max_score_diff=0.0, max_score_mae=-1.0)
+    monkeypatch.setattr(int8_check, "TOLERANCE", strict)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="news_signals.model.inference"):
+        refused = ModelClassifier.from_dir(artifact, backend="onnx", quantize=True)
+    assert refused.backend == "onnx" and refused.onnx.record["variant"] == "fp32"
+    assert "int8 rejected" in refused.backend_reason and "on average" in refused.backend_reason
+    assert any(r.levelno == logging.WARNING and "outside the int8 tolerance" in r.getMessage() for r in caplog.records)
+    assert max_diff(ref, refused.predict(TEXTS)) <= TOLERANCE  # exactly the fp32 outputs
+    assert json.loads(check_file.read_text())["failures"]
 
 
 def test_classify_cli_backends_write_the_same_signals(artifact, tmp_path, capsys):
@@ -196,8 +223,31 @@ def test_classify_cli_backends_write_the_same_signals(artifact, tmp_path, capsys
 def test_a_torch_quantized_model_stays_on_torch(artifact):
     from news_signals.model.inference import cached_artifact
 
-    assert ModelClassifier.from_dir(artifact, quantize=True).backend == "torch"  # auto + quantize: torch int8
+    assert ModelClassifier.from_dir(artifact, quantize=True, backend="torch").backend == "torch"
     quantized = cached_artifact(artifact, quantize=True)
     assert ModelClassifier(quantized).backend == "torch"  # not the fp32 ONNX file of the same artifact
     with pytest.raises(ValueError, match="fp32"):
         ModelClassifier(quantized, backend="onnx")
+
+
+def test_classify_int8_flag_and_variable_say_whether_int8_is_used(artifact, tmp_path, capsys, monkeypatch):
+    from news_signals.classifiers import model_classifier
+    from news_signals.cli import main
+    from news_signals.model import int8_check
+    from news_signals.model.int8_check import Int8Tolerance
+
+    strict = Int8Tolerance(min_tag_agreement=1.0, min_present_tag_agreement=1.0, max_score_diff=0.0, max_score_mae=-1.0)
+    monkeypatch.setattr(int8_check, "TOLERANCE", strict)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"title": t}) + "\n" for t in TEXTS if t), encoding="utf-8")
+    argv = ["classify", "--method", "model", "--model-dir", str(artifact), "--input", str(inp)]
+    assert main([*argv, "--output", str(tmp_path / "a.jsonl")]) == 0
+    assert "int8 rejected" not in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "b.jsonl"), "--int8"]) == 0
+    assert "int8 rejected" in capsys.readouterr().err
+    assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()  # refused: the fp32 outputs
+
+    monkeypatch.setenv("NEWS_SIGNALS_INT8", "1")  # a worker-wide switch, e.g. for the feature pipeline
+    assert model_classifier(artifact).int8_check is not None
+    monkeypatch.setenv("NEWS_SIGNALS_INT8", "0")
+    assert model_classifier(artifact).int8_check is None

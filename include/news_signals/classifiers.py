@@ -9,6 +9,7 @@ always returning the reason so callers can log which one they used and why.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,21 @@ def keyword_classifier() -> Classifier:
     return KeywordLabeller()
 
 
-def model_classifier(model_dir: str | Path, backend: str = "auto") -> Classifier:
-    """The model in ``model_dir``; ``backend`` auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."""
+def int8_requested() -> bool:
+    """``NEWS_SIGNALS_INT8=1`` asks every model load on this worker for the checked int8 model."""
+    return os.environ.get("NEWS_SIGNALS_INT8", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def model_classifier(model_dir: str | Path, backend: str = "auto", int8: bool | None = None) -> Classifier:
+    """The model in ``model_dir``; ``backend`` auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.
+
+    ``int8`` (default: ``NEWS_SIGNALS_INT8``) asks for ONNX Runtime's int8 model, which is used only
+    when it passes the per-artifact check of ``news_signals.model.int8_check`` (else fp32, logged).
+    """
     from news_signals.model.inference import ModelClassifier
 
-    return ModelClassifier.from_dir(model_dir, backend=backend)
+    int8 = int8_requested() if int8 is None else int8
+    return ModelClassifier.from_dir(model_dir, backend=backend, quantize=int8 and backend != "torch")
 
 
 def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
@@ -87,7 +98,11 @@ def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
 
 
 def resolve_classifier(
-    method: str, model_dir: str | Path | None = None, require_model: bool = False, backend: str = "auto"
+    method: str,
+    model_dir: str | Path | None = None,
+    require_model: bool = False,
+    backend: str = "auto",
+    int8: bool | None = None,
 ) -> Resolution:
     """Pick the classifier for ``method`` (keywords / model / auto); ``backend`` is the model's inference backend."""
     if method not in METHODS:
@@ -97,14 +112,14 @@ def resolve_classifier(
     if method == "model":
         if model_dir is None:
             raise ValueError("--method model needs --model-dir DIR (a saved model artifact)")
-        clf = model_classifier(model_dir, backend)
+        clf = model_classifier(model_dir, backend, int8)
         return Resolution(clf, f"model from {model_dir}")
     try:
         if model_dir is not None:
-            clf, where = model_classifier(model_dir, backend), str(model_dir)
+            clf, where = model_classifier(model_dir, backend, int8), str(model_dir)
         else:
             path, where = production_model_dir()
-            clf = model_classifier(path, backend)
+            clf = model_classifier(path, backend, int8)
         return Resolution(clf, f"promoted model {clf.name} ({where})")
     except Exception as exc:
         if require_model:

@@ -14,8 +14,10 @@ ONNX and optimized by ONNX Runtime (fused attention / LayerNorm / GELU; see
 faster when the cores are shared (its threads do not spin; see docs/MODEL.md). ``auto`` (the default) is ``onnx`` on
 CPU and ``torch`` on CUDA; when the ONNX backend cannot be built (onnxruntime missing, export
 or cache failure) ``auto`` logs a warning with the reason and uses torch. Optionally the
-linear layers are quantized to int8 (``quantize=True``: torch dynamic int8 with ``auto`` /
-``torch``, ORT dynamic int8 with ``onnx``); int8 deviates more than our tolerance, see bench/.
+linear layers are quantized to int8 (``quantize=True``): with ``auto`` / ``onnx`` on CPU it is
+ONNX Runtime's dynamic int8, used only after it passed the contract-level check of
+``news_signals.model.int8_check`` for this artifact (else fp32, with the reason logged);
+``torch`` gives torch's dynamic int8, unchecked (bench only).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class ModelClassifier:
         version = sidecar.get("version", "local")
         self.name = f"model:{name}@{version}"
         self.onnx = None
+        self.int8_check: dict[str, Any] | None = None  # the int8 verification report, when int8 was asked for
         self.backend, self.backend_reason = self._choose_backend(backend, onnx_variant)
 
     def _choose_backend(self, requested: str, variant: str) -> tuple[str, str]:
@@ -152,7 +155,50 @@ class ModelClassifier:
             return "torch", f"auto: torch because the ONNX backend is unavailable ({exc})"
         if tuple(self.onnx.categories) != self.categories:  # guarded by the cache record; belt and braces
             raise RuntimeError(f"ONNX outputs {self.onnx.categories} differ from the model's {self.categories}")
+        if variant == "int8":
+            missed = self._check_int8()
+            if missed:
+                log.warning("int8 model of %s is outside the int8 tolerance, using fp32: %s", self.name, "; ".join(missed))
+                self.onnx = load_onnx(self.artifact, self.threads, "fp32")
+                return "onnx", f"{requested}: ONNX Runtime (fp32; int8 rejected: {'; '.join(missed)}) on CPU"
         return "onnx", f"{requested}: ONNX Runtime ({variant}, {self.onnx.record.get('exporter')} export) on CPU"
+
+    def _check_int8(self) -> list[str]:
+        """Compare the loaded int8 session with fp32 on the classify contract (``int8_check``); the
+        verdict is cached beside the ONNX files, keyed by the int8 file's hash. Returns what it missed."""
+        import json
+
+        from news_signals.model import int8_check
+        from news_signals.model.onnx_runtime import _write_atomic, cache_dir, load_onnx
+
+        assert self.onnx is not None
+        path = cache_dir(self.artifact.manifest_sha256) / "model-int8.check.json"
+        key = {
+            "check_version": int8_check.CHECK_VERSION,
+            "int8_onnx_sha256": self.onnx.record.get("onnx_sha256"),
+            "tolerance": int8_check.TOLERANCE.as_dict(),
+            "presence_thresholds": self.thresholds,
+            "languages": sorted(self.languages),
+        }
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if all(cached.get(k) == v for k, v in key.items()):
+                self.int8_check = cached["report"]
+                return list(cached["failures"])
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+        int8 = self.onnx
+        texts = int8_check.verification_texts(sorted(self.languages))
+        reference = self.to_signals(self.predict(texts, session=load_onnx(self.artifact, self.threads, "fp32")))
+        report = int8_check.compare_signals(reference, self.to_signals(self.predict(texts, session=int8)))
+        missed = int8_check.failures(report)
+        self.int8_check = report
+        log.info("int8 check of %s: %s (%s)", self.name, int8_check.summary(report), "; ".join(missed) or "within tolerance")
+        try:
+            _write_atomic(path, json.dumps({**key, "report": report, "failures": missed}, indent=2).encode())
+        except OSError as exc:
+            log.debug("could not cache the int8 check: %s", exc)
+        return missed
 
     @classmethod
     def from_dir(
@@ -166,13 +212,12 @@ class ModelClassifier:
     ) -> ModelClassifier:
         """Load (or reuse) the artifact in ``directory``; ArtifactError when it is not intact.
 
-        ``quantize`` with ``auto`` or ``torch`` is torch's dynamic int8; with ``onnx`` it is
-        ONNX Runtime's dynamic int8 (``onnx_variant="int8"``).
+        ``quantize`` with ``auto`` / ``onnx`` is ONNX Runtime's dynamic int8, used when it passes the
+        int8 check (``self.int8_check``; else fp32, said in ``backend_reason``); with ``torch`` it is
+        torch's dynamic int8, unchecked. A CUDA device ignores it (``auto`` runs torch fp32 there).
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
-        if quantize and backend == "auto":
-            backend = "torch"
         torch_int8 = quantize and backend == "torch"
         return cls(
             cached_artifact(directory, quantize=torch_int8),
@@ -202,8 +247,9 @@ class ModelClassifier:
             out.append((idx, batch, mask))
         return out
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> Prediction:
-        """Scores and tag probabilities; batches of similar length, each padded to its own longest."""
+    def predict(self, texts: Sequence[str], batch_size: int | None = None, *, session: Any = None) -> Prediction:
+        """Scores and tag probabilities; batches of similar length, each padded to its own longest.
+        ``session``: an ONNX model to run instead of this classifier's backend (the int8 check)."""
         texts = [t if isinstance(t, str) else "" for t in texts]
         n, size = len(texts), int(batch_size or self.batch_size)
         scores = np.zeros((n, len(self.categories)), dtype=np.float32)
@@ -211,9 +257,10 @@ class ModelClassifier:
         if n == 0:
             return Prediction(scores, probs)
         batches = self.batches(texts, size)
-        if self.onnx is not None:
+        session = session or self.onnx
+        if session is not None:
             for idx, batch, mask in batches:
-                s, p = self.onnx.run(batch, mask)
+                s, p = session.run(batch, mask)
                 scores[idx] = s
                 for c, pc in zip(self.categories, p, strict=True):
                     probs[c][idx] = pc

@@ -9,7 +9,8 @@ encoders (fused Attention, EmbedLayerNormalization, SkipLayerNormalization, Bias
 and stores the file at::
 
     <cache root>/onnx/<manifest sha256>/model.onnx        (+ model.json, the cache record)
-    <cache root>/onnx/<manifest sha256>/model-int8.onnx   (optional, dynamic int8; bench only)
+    <cache root>/onnx/<manifest sha256>/model-int8.onnx   (optional, dynamic int8, see int8_check)
+    <cache root>/onnx/<manifest sha256>/model-int8.check.json  (its verdict against fp32)
 
 ``<cache root>`` is ``$NEWS_SIGNALS_HOME/cache`` for a local home (a remote ``s3://`` home
 uses ``~/.cache/news_signals``: ONNX Runtime needs a local file). Files are written to a
@@ -200,12 +201,19 @@ def quantize_onnx(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer logs ~60 lines per model to the root logger (INFO and a
+    # pre-processing hint at WARNING that does not apply to this graph)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    finally:
+        root.setLevel(level)
 
 
 def _sha256_bytes(data: bytes) -> str:
