@@ -199,6 +199,18 @@ def test_int8_is_used_only_when_it_passes_its_check_against_fp32(artifact, monke
     assert json.loads(check_file.read_text())["failures"]
 
 
+def test_int8_is_not_served_when_its_check_cannot_run(artifact, monkeypatch):
+    from news_signals.model import int8_check
+
+    def broken(*args, **kwargs):
+        raise FileNotFoundError("corpus file missing")
+
+    monkeypatch.setattr(int8_check, "verification_texts", broken)
+    clf = ModelClassifier.from_dir(artifact, backend="onnx", quantize=True)
+    assert clf.onnx.record["variant"] == "fp32"
+    assert "int8 check could not run" in clf.backend_reason and "corpus file missing" in clf.backend_reason
+
+
 def test_classify_cli_backends_write_the_same_signals(artifact, tmp_path, capsys):
     from news_signals.cli import main
 

@@ -220,7 +220,7 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def write_atomic(target: Path, data: bytes) -> None:
     tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
     try:
         tmp.write_bytes(data)
@@ -258,8 +258,8 @@ def build_onnx(artifact: LoadedArtifact, variant: str = "fp32") -> Path:
         "export_seconds": round(time.perf_counter() - started, 2),
         **info,
     }
-    _write_atomic(directory / onnx_name, data)
-    _write_atomic(directory / record_name, json.dumps(record, indent=2, sort_keys=True).encode())
+    write_atomic(directory / onnx_name, data)
+    write_atomic(directory / record_name, json.dumps(record, indent=2, sort_keys=True).encode())
     log.info("exported %s to ONNX (%s, %s) in %.1fs: %s", artifact.path, variant, info["exporter"],
              record["export_seconds"], directory / onnx_name)
     _prune(directory)
