@@ -87,3 +87,13 @@ def test_trainer_keeps_only_its_languages():
         TrainConfig(languages=("de",))
     assert parse_languages("auto", "minilm") == ["en"] and parse_languages("auto", "/some/dir") == []
     assert parse_languages("all", "minilm") == [] and parse_languages("en, sv", "minilm") == ["en", "sv"]
+
+
+def test_served_language_is_one_rule_for_training_serving_and_the_int8_check():
+    from news_signals.labelling.keywords import served_language
+
+    leans = {text: KeywordLabeller().analyse(text).lang_lean for text in (SV, EN, UNSURE)}
+    assert leans == {SV: "sv", EN: "en", UNSURE: ""}
+    assert [served_language(leans[t], ["en"]) for t in (SV, EN, UNSURE)] == [False, True, True]
+    assert [served_language(leans[t], []) for t in (SV, EN, UNSURE)] == [True, True, True]  # no languages: all
+    assert served_language(leans[SV], frozenset({"en", "sv"}))

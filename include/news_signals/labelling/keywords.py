@@ -162,6 +162,12 @@ def detect_language(
     return ""  # short headlines and place names (Gävle) are too weak a signal: use both lexicons
 
 
+def served_language(lang_lean: str, languages: Sequence[str] | frozenset[str]) -> bool:
+    """Whether a model trained for ``languages`` (empty: all) takes a text whose likelier language is
+    ``lang_lean``: one of them, or undetected (short headlines, place names). The rest go to keywords."""
+    return not languages or not lang_lean or lang_lean in languages
+
+
 @dataclass
 class KeywordAnalysis:
     """What the lexicon found in one text."""

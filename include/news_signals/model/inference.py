@@ -307,11 +307,10 @@ class ModelClassifier:
         """Per text, its keyword analysis when it belongs to another language, else None."""
         if not self.languages:
             return [None] * len(texts)
-        out = []
-        for t in texts:
-            analysis = self.keywords.analyse(t)
-            out.append(analysis if analysis.lang_lean and analysis.lang_lean not in self.languages else None)
-        return out
+        from news_signals.labelling.keywords import served_language
+
+        analyses = [self.keywords.analyse(t) for t in texts]
+        return [None if served_language(a.lang_lean, self.languages) else a for a in analyses]
 
     @property
     def keywords(self) -> Any:

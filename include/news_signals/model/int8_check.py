@@ -24,7 +24,7 @@ from typing import Any
 
 from news_signals.taxonomy import ABSENT, CATEGORIES, Signals
 
-CHECK_VERSION = 1  # bump when the texts or the measures change: cached verdicts are redone
+CHECK_VERSION = 2  # bump when the texts or the measures change: cached verdicts are redone
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ def verification_texts(languages: Sequence[str] = (), n: int = 1000, max_chars: 
 
     texts = [r.text for r in load_corpus() if 0 < len(r.text) <= max_chars]
     if languages:  # the texts the model serves: unsure or in its languages (the rest go to keywords)
-        from news_signals.labelling.keywords import KeywordLabeller
+        from news_signals.labelling.keywords import KeywordLabeller, served_language
 
-        lexicon, wanted = KeywordLabeller(), set(languages)
+        lexicon = KeywordLabeller()
         texts = texts[:: max(1, len(texts) // (3 * n))]  # analyse a spread, not the whole corpus
-        texts = [t for t in texts if (lang := lexicon.analyse(t).lang_lean) is None or lang in wanted]
+        texts = [t for t in texts if served_language(lexicon.analyse(t).lang_lean, languages)]
     return texts[:: max(1, len(texts) // n)][:n]

@@ -381,11 +381,10 @@ def train(
 
 def _only_languages(df: Any, split: str, languages: Sequence[str]) -> Any:
     """Rows the keyword labeller's detector places in ``languages`` (or cannot place at all)."""
-    from news_signals.labelling.keywords import KeywordLabeller
+    from news_signals.labelling.keywords import KeywordLabeller, served_language
 
     kw = KeywordLabeller()
-    leans = [kw.analyse(t).lang_lean for t in df["text"]]
-    keep = [lean == "" or lean in languages for lean in leans]
+    keep = [served_language(kw.analyse(t).lang_lean, languages) for t in df["text"]]
     out = df[keep].reset_index(drop=True)
     log.info("%s split: %d of %d rows in languages %s (or undetected)", split, len(out), len(df), list(languages))
     if out.empty:
