@@ -15,9 +15,10 @@ faster when the cores are shared (its threads do not spin; see docs/MODEL.md). `
 CPU and ``torch`` on CUDA; when the ONNX backend cannot be built (onnxruntime missing, export
 or cache failure) ``auto`` logs a warning with the reason and uses torch. Optionally the
 linear layers are quantized to int8 (``quantize=True``): with ``auto`` / ``onnx`` on CPU it is
-ONNX Runtime's dynamic int8, used only after it passed the contract-level check of
-``news_signals.model.int8_check`` for this artifact (else fp32, with the reason logged);
-``torch`` gives torch's dynamic int8, unchecked (bench only).
+ONNX Runtime's dynamic int8: the fastest recipe of ``onnx_runtime.INT8_RECIPES`` (all of the
+encoder's MatMul/Attention, then the same with the FFN down-projections kept in fp32) that
+passes the contract-level check of ``news_signals.model.int8_check`` for this artifact (else
+fp32, with the reasons logged); ``torch`` gives torch's dynamic int8, unchecked (bench only).
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ class ModelClassifier:
         version = sidecar.get("version", "local")
         self.name = f"model:{name}@{version}"
         self.onnx = None
-        self.int8_check: dict[str, Any] | None = None  # the int8 verification report, when int8 was asked for
+        self.int8_check: dict[str, Any] | None = None  # the served (else last tried) int8 recipe's check report
+        self.int8_checks: dict[str, dict[str, Any]] = {}  # every int8 recipe tried: its check report
+        self.int8_recipe: str | None = None  # the int8 recipe served, None when fp32 (or torch) is
         self.backend, self.backend_reason = self._choose_backend(backend, onnx_variant)
 
     def _choose_backend(self, requested: str, variant: str) -> tuple[str, str]:
@@ -147,7 +150,7 @@ class ModelClassifier:
         from news_signals.model.onnx_runtime import OnnxUnavailable, load_onnx
 
         try:
-            self.onnx = load_onnx(self.artifact, self.threads, variant)
+            self.onnx = load_onnx(self.artifact, self.threads, "fp32")  # int8: the reference of its check
         except OnnxUnavailable as exc:
             if requested == "onnx":
                 raise
@@ -156,26 +159,47 @@ class ModelClassifier:
         if tuple(self.onnx.categories) != self.categories:  # guarded by the cache record; belt and braces
             raise RuntimeError(f"ONNX outputs {self.onnx.categories} differ from the model's {self.categories}")
         if variant == "int8":
-            try:
-                missed = self._check_int8()
-            except Exception as exc:  # noqa: BLE001 - an unchecked int8 model is never served
-                missed = [f"the int8 check could not run ({type(exc).__name__}: {exc})"]
-            if missed:
-                log.warning("int8 model of %s is outside the int8 tolerance, using fp32: %s", self.name, "; ".join(missed))
-                self.onnx = load_onnx(self.artifact, self.threads, "fp32")
-                return "onnx", f"{requested}: ONNX Runtime (fp32; int8 rejected: {'; '.join(missed)}) on CPU"
+            return self._choose_int8(requested)
         return "onnx", f"{requested}: ONNX Runtime ({variant}, {self.onnx.record.get('exporter')} export) on CPU"
 
-    def _check_int8(self) -> list[str]:
-        """Compare the loaded int8 session with fp32 on the classify contract (``int8_check``); the
-        verdict is cached beside the ONNX files, keyed by the int8 file's hash. Returns what it missed."""
+    def _choose_int8(self, requested: str) -> tuple[str, str]:
+        """The fastest int8 recipe (``INT8_RECIPES``) that passes the int8 check, else fp32 with the
+        reasons. An int8 model whose check cannot run is never served."""
+        from news_signals.model.onnx_runtime import INT8_RECIPES, load_onnx
+
+        fp32 = self.onnx
+        reference: list[Signals] | None = None  # fp32 outputs on the check's texts, computed once
+        refused = []
+        for recipe in INT8_RECIPES:
+            try:
+                self.onnx = load_onnx(self.artifact, self.threads, recipe)
+                missed, reference = self._check_int8(recipe, fp32, reference)
+            except Exception as exc:  # noqa: BLE001 - an unchecked int8 model is never served
+                missed = [f"the int8 check could not run ({type(exc).__name__}: {exc})"]
+            if not missed:
+                self.int8_recipe = recipe
+                return "onnx", (f"{requested}: ONNX Runtime ({recipe}, within the int8 tolerance, "
+                                f"{self.onnx.record.get('exporter')} export) on CPU")
+            refused.append(f"{recipe}: {'; '.join(missed)}")
+            if missed[0].startswith("the int8 check could not run"):
+                break
+        log.warning("no int8 model of %s is within the int8 tolerance, using fp32: %s", self.name, " | ".join(refused))
+        self.onnx = fp32
+        return "onnx", f"{requested}: ONNX Runtime (fp32; int8 rejected: {' | '.join(refused)}) on CPU"
+
+    def _check_int8(
+        self, recipe: str, fp32: Any, reference: list[Signals] | None
+    ) -> tuple[list[str], list[Signals] | None]:
+        """Compare the loaded int8 session with ``fp32`` on the classify contract (``int8_check``); the
+        verdict is cached beside the ONNX files, keyed by the int8 file's hash. Returns what it missed
+        and the fp32 reference outputs (None when the verdict came from the cache)."""
         import json
 
         from news_signals.model import int8_check
-        from news_signals.model.onnx_runtime import cache_dir, load_onnx, write_atomic
+        from news_signals.model.onnx_runtime import cache_dir, write_atomic
 
         assert self.onnx is not None
-        path = cache_dir(self.artifact.manifest_sha256) / "model-int8.check.json"
+        path = cache_dir(self.artifact.manifest_sha256) / f"model-{recipe}.check.json"
         key = {
             "check_version": int8_check.CHECK_VERSION,
             "int8_onnx_sha256": self.onnx.record.get("onnx_sha256"),
@@ -187,21 +211,24 @@ class ModelClassifier:
             cached = json.loads(path.read_text(encoding="utf-8"))
             if all(cached.get(k) == v for k, v in key.items()):
                 self.int8_check = cached["report"]
-                return list(cached["failures"])
+                self.int8_checks[recipe] = cached["report"]
+                return list(cached["failures"]), reference
         except (OSError, ValueError, KeyError, AttributeError):
             pass
-        int8 = self.onnx
         texts = int8_check.verification_texts(sorted(self.languages))
-        reference = self.to_signals(self.predict(texts, session=load_onnx(self.artifact, self.threads, "fp32")))
-        report = int8_check.compare_signals(reference, self.to_signals(self.predict(texts, session=int8)))
+        if reference is None:
+            reference = self.to_signals(self.predict(texts, session=fp32))
+        report = int8_check.compare_signals(reference, self.to_signals(self.predict(texts, session=self.onnx)))
         missed = int8_check.failures(report)
         self.int8_check = report
-        log.info("int8 check of %s: %s (%s)", self.name, int8_check.summary(report), "; ".join(missed) or "within tolerance")
+        self.int8_checks[recipe] = report
+        log.info("int8 check of %s (%s): %s (%s)", self.name, recipe, int8_check.summary(report),
+                 "; ".join(missed) or "within tolerance")
         try:
-            write_atomic(path, json.dumps({**key, "report": report, "failures": missed}, indent=2).encode())
+            write_atomic(path, json.dumps({**key, "recipe": recipe, "report": report, "failures": missed}, indent=2).encode())
         except OSError as exc:
             log.debug("could not cache the int8 check: %s", exc)
-        return missed
+        return missed, reference
 
     @classmethod
     def from_dir(
