@@ -198,6 +198,9 @@ def test_int8_is_used_only_when_it_passes_its_check_against_fp32(artifact, monke
     assert "int8 rejected" in refused.backend_reason and "on average" in refused.backend_reason
     assert "int8-mixed:" in refused.backend_reason and refused.int8_recipe is None  # every recipe was tried
     assert list(refused.int8_checks) == ["int8", "int8-mixed"]
+    from news_signals.model import onnx_runtime
+
+    assert {variant for _, variant, _ in onnx_runtime._SESSIONS} == {"fp32"}  # refused sessions are not kept
     assert any(r.levelno == logging.WARNING and "no int8 model" in r.getMessage() for r in caplog.records)
     assert max_diff(ref, refused.predict(TEXTS)) <= TOLERANCE  # exactly the fp32 outputs
     assert json.loads(check_file.read_text())["failures"]

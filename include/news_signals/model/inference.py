@@ -165,7 +165,7 @@ class ModelClassifier:
     def _choose_int8(self, requested: str) -> tuple[str, str]:
         """The fastest int8 recipe (``INT8_RECIPES``) that passes the int8 check, else fp32 with the
         reasons. An int8 model whose check cannot run is never served."""
-        from news_signals.model.onnx_runtime import INT8_RECIPES, load_onnx
+        from news_signals.model.onnx_runtime import INT8_RECIPES, drop_session, load_onnx
 
         fp32 = self.onnx
         reference: list[Signals] | None = None  # fp32 outputs on the check's texts, computed once
@@ -181,6 +181,7 @@ class ModelClassifier:
                 return "onnx", (f"{requested}: ONNX Runtime ({recipe}, within the int8 tolerance, "
                                 f"{self.onnx.record.get('exporter')} export) on CPU")
             refused.append(f"{recipe}: {'; '.join(missed)}")
+            drop_session(self.artifact, self.threads, recipe)
             if missed[0].startswith("the int8 check could not run"):
                 break
         log.warning("no int8 model of %s is within the int8 tolerance, using fp32: %s", self.name, " | ".join(refused))

@@ -408,6 +408,12 @@ def load_onnx(artifact: LoadedArtifact, threads: int | None = None, variant: str
         return model
 
 
+def drop_session(artifact: LoadedArtifact, threads: int | None, variant: str) -> None:
+    """Forget one cached session (an int8 recipe that was refused: its memory is not kept)."""
+    with _LOCK:
+        _SESSIONS.pop((artifact.manifest_sha256, variant, int(threads or 0)), None)
+
+
 def clear_sessions() -> None:
     with _LOCK:
         _SESSIONS.clear()
