@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,6 @@ class ModelClassifier:
         version = sidecar.get("version", "local")
         self.name = f"model:{name}@{version}"
         self.onnx = None
-        self.int8_check: dict[str, Any] | None = None  # the served (else last tried) int8 recipe's check report
         self.int8_checks: dict[str, dict[str, Any]] = {}  # every int8 recipe tried: its check report
         self.int8_recipe: str | None = None  # the int8 recipe served, None when fp32 (or torch) is
         self.backend, self.backend_reason = self._choose_backend(backend, onnx_variant)
@@ -165,35 +164,49 @@ class ModelClassifier:
     def _choose_int8(self, requested: str) -> tuple[str, str]:
         """The fastest int8 recipe (``INT8_RECIPES``) that passes the int8 check, else fp32 with the
         reasons. An int8 model whose check cannot run is never served."""
+        import functools
+
+        from news_signals.model import int8_check
         from news_signals.model.onnx_runtime import INT8_RECIPES, drop_session, load_onnx
 
         fp32 = self.onnx
-        reference: list[Signals] | None = None  # fp32 outputs on the check's texts, computed once
+
+        @functools.cache
+        def reference() -> tuple[list[str], list[Signals]]:  # the check's texts and fp32 outputs, made once
+            texts = int8_check.verification_texts(sorted(self.languages))
+            return texts, self.to_signals(self.predict(texts, session=fp32))
+
         refused = []
         for recipe in INT8_RECIPES:
             try:
                 self.onnx = load_onnx(self.artifact, self.threads, recipe)
-                missed, reference = self._check_int8(recipe, fp32, reference)
+                missed = self._check_int8(recipe, reference)
             except Exception as exc:  # noqa: BLE001 - an unchecked int8 model is never served
-                missed = [f"the int8 check could not run ({type(exc).__name__}: {exc})"]
+                refused.append(f"{recipe}: the int8 check could not run ({type(exc).__name__}: {exc})")
+                drop_session(self.artifact, self.threads, recipe)
+                break  # the next recipe's check would fail the same way
             if not missed:
                 self.int8_recipe = recipe
                 return "onnx", (f"{requested}: ONNX Runtime ({recipe}, within the int8 tolerance, "
                                 f"{self.onnx.record.get('exporter')} export) on CPU")
             refused.append(f"{recipe}: {'; '.join(missed)}")
             drop_session(self.artifact, self.threads, recipe)
-            if missed[0].startswith("the int8 check could not run"):
-                break
         log.warning("no int8 model of %s is within the int8 tolerance, using fp32: %s", self.name, " | ".join(refused))
         self.onnx = fp32
         return "onnx", f"{requested}: ONNX Runtime (fp32; int8 rejected: {' | '.join(refused)}) on CPU"
 
-    def _check_int8(
-        self, recipe: str, fp32: Any, reference: list[Signals] | None
-    ) -> tuple[list[str], list[Signals] | None]:
-        """Compare the loaded int8 session with ``fp32`` on the classify contract (``int8_check``); the
-        verdict is cached beside the ONNX files, keyed by the int8 file's hash. Returns what it missed
-        and the fp32 reference outputs (None when the verdict came from the cache)."""
+    @property
+    def int8_check(self) -> dict[str, Any] | None:
+        """The int8 check report of the recipe served, else of the last one tried (None: int8 not asked for,
+        or its check could not run)."""
+        if self.int8_recipe is not None:
+            return self.int8_checks[self.int8_recipe]
+        return list(self.int8_checks.values())[-1] if self.int8_checks else None
+
+    def _check_int8(self, recipe: str, reference: Callable[[], tuple[list[str], list[Signals]]]) -> list[str]:
+        """Compare the loaded int8 session with fp32 (``reference()``: the check's texts and fp32 outputs)
+        on the classify contract (``int8_check``); the verdict is cached beside the ONNX files, keyed by
+        the int8 file's hash. Returns what it missed."""
         import json
 
         from news_signals.model import int8_check
@@ -211,17 +224,13 @@ class ModelClassifier:
         try:
             cached = json.loads(path.read_text(encoding="utf-8"))
             if all(cached.get(k) == v for k, v in key.items()):
-                self.int8_check = cached["report"]
                 self.int8_checks[recipe] = cached["report"]
-                return list(cached["failures"]), reference
+                return list(cached["failures"])
         except (OSError, ValueError, KeyError, AttributeError):
             pass
-        texts = int8_check.verification_texts(sorted(self.languages))
-        if reference is None:
-            reference = self.to_signals(self.predict(texts, session=fp32))
-        report = int8_check.compare_signals(reference, self.to_signals(self.predict(texts, session=self.onnx)))
+        texts, expected = reference()
+        report = int8_check.compare_signals(expected, self.to_signals(self.predict(texts, session=self.onnx)))
         missed = int8_check.failures(report)
-        self.int8_check = report
         self.int8_checks[recipe] = report
         log.info("int8 check of %s (%s): %s (%s)", self.name, recipe, int8_check.summary(report),
                  "; ".join(missed) or "within tolerance")
@@ -229,7 +238,7 @@ class ModelClassifier:
             write_atomic(path, json.dumps({**key, "recipe": recipe, "report": report, "failures": missed}, indent=2).encode())
         except OSError as exc:
             log.debug("could not cache the int8 check: %s", exc)
-        return missed, reference
+        return missed
 
     @classmethod
     def from_dir(

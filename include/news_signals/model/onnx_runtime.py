@@ -60,6 +60,7 @@ KEEP_ENTRIES = 4  # artifacts whose ONNX files stay cached (least recently used 
 #               the largest, outlier-heavy activations (GELU outputs), the classic int8 trouble spot
 #               in BERT-type encoders; about 1/3 of the FLOPs, so a smaller speed-up that keeps more tags
 INT8_RECIPES = ("int8", "int8-mixed")
+INT8_OP_TYPES = ("MatMul", "Attention")  # what the int8 recipes quantize (not the embeddings' Gather)
 VARIANTS = ("fp32", *INT8_RECIPES)
 OPSET = 17
 
@@ -238,12 +239,12 @@ def quantize_onnx(src: Path, dst: Path, recipe: str = "int8") -> dict[str, Any]:
             warnings.simplefilter("ignore")
             quantize_dynamic(
                 str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep_fp32,
+                op_types_to_quantize=list(INT8_OP_TYPES), nodes_to_exclude=keep_fp32,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
     finally:
         root.setLevel(level)
-    return {"recipe": recipe, "op_types": ["MatMul", "Attention"], "fp32_nodes": keep_fp32}
+    return {"recipe": recipe, "op_types": list(INT8_OP_TYPES), "fp32_nodes": keep_fp32}
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -275,13 +276,7 @@ def build_onnx(artifact: LoadedArtifact, variant: str = "fp32") -> Path:
             info = export_onnx(artifact, raw)
             info["fused_operators"] = optimize_onnx(raw, final, artifact.model.encoder.config)
         else:  # quantize the verified fp32 file (exported first when the cache has none)
-            cached = read_cached(artifact, "fp32")
-            if cached is None:
-                build_onnx(artifact, "fp32")
-                cached = read_cached(artifact, "fp32")
-                if cached is None:
-                    raise OnnxUnavailable("the exported fp32 file did not verify (changed while it was written?)")
-            data, fp32_record = cached
+            data, fp32_record = cached_or_built(artifact, "fp32")
             source, final = Path(tmp) / "fp32.onnx", Path(tmp) / f"{variant}.onnx"
             source.write_bytes(data)
             info = {k: fp32_record[k] for k in ("exporter", "outputs", "categories", "fused_operators")
@@ -347,6 +342,19 @@ def read_cached(artifact: LoadedArtifact, variant: str = "fp32") -> tuple[bytes,
     return data, record
 
 
+def cached_or_built(artifact: LoadedArtifact, variant: str) -> tuple[bytes, dict[str, Any]]:
+    """The verified cached bytes and record of ``variant``, built into the cache first when missing."""
+    cached = read_cached(artifact, variant)
+    if cached is not None:
+        os.utime(cache_dir(artifact.manifest_sha256))  # recently used: kept by _prune
+        return cached
+    build_onnx(artifact, variant)
+    cached = read_cached(artifact, variant)
+    if cached is None:
+        raise OnnxUnavailable(f"the exported {variant} file did not verify (changed while it was written?)")
+    return cached
+
+
 @dataclass
 class OnnxModel:
     """An ONNX Runtime session for one artifact; ``run`` returns scores and tag probabilities."""
@@ -390,15 +398,7 @@ def load_onnx(artifact: LoadedArtifact, threads: int | None = None, variant: str
         if key in _SESSIONS:
             return _SESSIONS[key]
         try:
-            cached = read_cached(artifact, variant)
-            if cached is None:
-                build_onnx(artifact, variant)
-                cached = read_cached(artifact, variant)
-                if cached is None:
-                    raise OnnxUnavailable("the exported file did not verify (changed while it was written?)")
-            else:
-                os.utime(cache_dir(artifact.manifest_sha256))  # recently used: kept by _prune
-            data, record = cached
+            data, record = cached_or_built(artifact, variant)
             model = OnnxModel(make_session(data, threads), record, tuple(record["categories"]))
         except OnnxUnavailable:
             raise
