@@ -13,6 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Development tools (tools/: local Airflow driver, GDELT stand-in, image builder) import from the repo root.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: install demo test lint bench ui clean
 
@@ -33,7 +35,7 @@ test: install  ## the whole test suite
 	$(PY) -m pytest tests
 
 ui: install  ## browse the demo's Airflow (runs, logs, model-history page)
-	$(PY) -m news_signals.local_airflow
+	$(PY) -m tools.local_airflow
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -33,14 +36,15 @@ def main() -> None:
 
     import pandas as pd
     import torch
+    from news_signals.core.taxonomy import CATEGORIES, TAGS, confidence_column, score_column, tag_column
     from news_signals.corpus import load_corpus
     from news_signals.labelling.keywords import KeywordLabeller
     from news_signals.model.evaluate import evaluate
     from news_signals.model.inference import ModelClassifier
     from news_signals.model.snapshot_io import read_split, truth_signals
-    from news_signals.model.testing import make_snapshot_from_texts
     from news_signals.model.train import TrainConfig, train
-    from news_signals.taxonomy import CATEGORIES, TAGS, confidence_column, score_column, tag_column
+
+    from tools.tiny_model import make_snapshot_from_texts
 
     torch.set_num_threads(args.threads)
     texts = [r.text for r in load_corpus()][:8000]

@@ -28,12 +28,12 @@ def main() -> None:
 
     logging.disable(logging.INFO)
     from _feature_helpers import make_partition
-    from news_signals.classifiers import keyword_classifier
-    from news_signals.feature_store import HEADLINE_SPEC, VIBE_SPEC
-    from news_signals.feature_store.expectations import validate_rows
-    from news_signals.feature_store.local import LocalFeatureStore
-    from news_signals.features import classify_rows, vibe_vectors
-    from news_signals.storage import Storage
+    from news_signals.core.storage import Storage
+    from news_signals.features.pipeline import classify_rows, vibe_vectors
+    from news_signals.features.store import HEADLINE_SPEC, VIBE_SPEC
+    from news_signals.features.store.expectations import validate_rows
+    from news_signals.features.store.local import LocalFeatureStore
+    from news_signals.labelling.classifiers import keyword_classifier
 
     store = LocalFeatureStore(Storage(tempfile.mkdtemp(prefix="bench-features-")))
     clf = keyword_classifier()

@@ -15,13 +15,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
+sys.path.insert(0, str(ROOT))  # tools/
 
 
 def main() -> int:
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
     from news_signals.corpus import DEFAULT_START
-    from news_signals.gdelt.fetcher import GdeltClient, fetch_day
-    from news_signals.gdelt.replay_server import ReplayServer
+    from news_signals.daily.gdelt import GdeltClient, fetch_day
+
+    from tools.gdelt_replay import ReplayServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)

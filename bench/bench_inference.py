@@ -73,7 +73,7 @@ def corpus_texts(n: int, max_chars: int | None = None, languages: list[str] | No
 
 def production_model() -> tuple[str | None, str]:
     """The promoted model of the configured registry (after ``make demo``: the demo's), if there is one."""
-    from news_signals.classifiers import ModelUnavailable, production_model_dir
+    from news_signals.labelling.classifiers import ModelUnavailable, production_model_dir
 
     try:
         path, name = production_model_dir()
@@ -135,10 +135,10 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path) -> None:
     import numpy as np
     import torch
+    from news_signals.core.taxonomy import CATEGORIES
     from news_signals.model.artifact import save_artifact
     from news_signals.model.inference import ModelClassifier, Prediction
     from news_signals.model.modeling import MultiHeadModel, load_encoder, multihead_loss
-    from news_signals.taxonomy import CATEGORIES
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -4,7 +4,7 @@
     python bench/render_history_page.py --example       # a throwaway registry with four example versions
     python bench/render_history_page.py --out page.png --width 1280 --height 1500
 
-Serves the real app (``news_signals.web.create_app``) with uvicorn on a loopback port, points
+Serves the real app (``news_signals.ops.web.create_app``) with uvicorn on a loopback port, points
 Debian's ``chromium`` at it and prints the PNG path and the timings. Without versions in the
 registry it falls back to the example data and says so. Without Chromium it says how to install
 it and exits 0 (so ``make bench`` still runs the other benchmarks); ``--require-chromium`` makes
@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -56,7 +58,7 @@ def _free_port() -> int:
 def render(out: Path, width: int = 1280, height: int = 1100, chromium: str | None = None) -> dict[str, float]:
     """Serve the page from the current NEWS_SIGNALS_HOME and screenshot it to ``out``; returns timings (s)."""
     import uvicorn
-    from news_signals.web import create_app
+    from news_signals.ops.web import create_app
 
     chromium = chromium or find_chromium()
     if chromium is None:
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-chromium", action="store_true", help="fail (exit 1) when chromium is missing")
     args = parser.parse_args(argv)
 
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
 
     out = args.out or Path(Settings().home) / "reports" / "model_history.png"
     chromium = find_chromium()
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp_home = None
     if not args.example:
-        from news_signals.history import load_history
+        from news_signals.ops.history import load_history
 
         history = load_history()
         if history.error or not history.rows:
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp_home = tempfile.mkdtemp(prefix="news-signals-example-")
         os.environ["NEWS_SIGNALS_HOME"] = tmp_home
         os.environ["NEWS_SIGNALS_REGISTRY"] = "local"
-        from news_signals.web.example import build_example_registry
+        from tools.example_history import build_example_registry
 
         build_example_registry()
     try:

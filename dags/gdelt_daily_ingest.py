@@ -31,10 +31,10 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-from news_signals.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
+from news_signals.daily.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
 
 try:  # the on-call diagnosis hook (light import: no heavy libraries)
-    from news_signals.oncall import task_failure_callback
+    from news_signals.ops.oncall import task_failure_callback
 except ImportError:  # pragma: no cover - older checkouts without the on-call module
     task_failure_callback = None
 
@@ -128,7 +128,7 @@ def gdelt_daily_ingest() -> None:
         the request log lines; it retries with exponential backoff. XCom: day, staged path, rows.""",
     )
     def fetch() -> dict[str, Any]:
-        from news_signals.ingest import fetch_stage, resolve_day
+        from news_signals.daily.pipeline import fetch_stage, resolve_day
 
         ctx = get_current_context()
         params = ctx["params"]
@@ -148,7 +148,7 @@ def gdelt_daily_ingest() -> None:
         the log names it. XCom: staged path, rows, per-category counts.""",
     )
     def label(fetched: dict[str, Any]) -> dict[str, Any]:
-        from news_signals.ingest import label_stage
+        from news_signals.daily.pipeline import label_stage
 
         return label_stage(fetched)
 
@@ -160,8 +160,8 @@ def gdelt_daily_ingest() -> None:
     )
     def validate(labelled: dict[str, Any]) -> dict[str, Any]:
         from airflow.exceptions import AirflowFailException
-        from news_signals.ingest import validate_stage
-        from news_signals.validation.batch import BatchLimits, BatchValidationError
+        from news_signals.daily.pipeline import validate_stage
+        from news_signals.daily.validation import BatchLimits, BatchValidationError
 
         params = get_current_context()["params"]
         overrides = {
@@ -186,7 +186,7 @@ def gdelt_daily_ingest() -> None:
         `extra={"date", "partition", "rows"}`. Failing? Storage permissions or space at `$NEWS_SIGNALS_HOME`.""",
     )
     def publish(validated: dict[str, Any]) -> dict[str, Any]:
-        from news_signals.ingest import publish_stage
+        from news_signals.daily.pipeline import publish_stage
 
         result = publish_stage(validated)
         ctx = get_current_context()

@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
-from news_signals.oncall import task_failure_callback
-from news_signals.trainer_runner import docker_operator_kwargs, train_timeout, trainer_operator_class
+from news_signals.ops.oncall import task_failure_callback
+from news_signals.retrain.trainer import docker_operator_kwargs, train_timeout, trainer_operator_class
 
 PLAN = "{{ ti.xcom_pull(task_ids='choose_trainer', key='plan')"
 
@@ -198,7 +198,7 @@ def monthly_retrain() -> None:
     @task(execution_timeout=timedelta(hours=1))
     def snapshot() -> dict[str, Any]:
         """Build (or reuse) the training snapshot; too little data fails with the counts."""
-        from news_signals.retrain import snapshot_stage
+        from news_signals.retrain.pipeline import snapshot_stage
 
         params, day = _run_context()
         try:
@@ -209,7 +209,7 @@ def monthly_retrain() -> None:
     @task(execution_timeout=timedelta(minutes=20))
     def validate_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
         """GX checks of the snapshot; failures name each check and its observed value."""
-        from news_signals.retrain import validate_stage
+        from news_signals.retrain.pipeline import validate_stage
 
         params, _ = _run_context()
         try:
@@ -220,7 +220,7 @@ def monthly_retrain() -> None:
     @task.branch(execution_timeout=timedelta(minutes=5))
     def choose_trainer(checked: dict[str, Any]) -> str:
         """Plan the run (XCom key `plan`) and pick train_docker, train_local, or straight to evaluate."""
-        from news_signals.retrain import plan_stage
+        from news_signals.retrain.pipeline import plan_stage
 
         params, _ = _run_context()
         plan = plan_stage(checked["snapshot_id"], params)
@@ -242,7 +242,7 @@ def monthly_retrain() -> None:
     @task(execution_timeout=train_timeout())
     def train_local() -> dict[str, Any]:
         """The same trainer CLI as a local subprocess, output streamed to this log."""
-        from news_signals.retrain import train_local_stage
+        from news_signals.retrain.pipeline import train_local_stage
 
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
         return train_local_stage(plan)
@@ -250,7 +250,7 @@ def monthly_retrain() -> None:
     @task(trigger_rule="none_failed_min_one_success", execution_timeout=timedelta(hours=1))
     def evaluate() -> dict[str, Any]:
         """Candidate vs keywords vs production on the test split (and the gold file)."""
-        from news_signals.retrain import evaluate_stage
+        from news_signals.retrain.pipeline import evaluate_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
@@ -262,7 +262,7 @@ def monthly_retrain() -> None:
     @task.branch(execution_timeout=timedelta(minutes=5))
     def gate(evaluation: dict[str, Any]) -> list[str]:
         """Apply the promotion rules; log the table; branch to promote or keep."""
-        from news_signals.retrain import gate_stage
+        from news_signals.retrain.pipeline import gate_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
@@ -275,7 +275,7 @@ def monthly_retrain() -> None:
     @task(execution_timeout=timedelta(minutes=30))
     def register_and_promote() -> dict[str, Any]:
         """Register the candidate as a new version, then move production to it."""
-        from news_signals.retrain import register_stage
+        from news_signals.retrain.pipeline import register_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
@@ -284,7 +284,7 @@ def monthly_retrain() -> None:
     @task(execution_timeout=timedelta(minutes=30))
     def register_only() -> dict[str, Any]:
         """Register the candidate (kept for the record); production stays where it is."""
-        from news_signals.retrain import register_stage
+        from news_signals.retrain.pipeline import register_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")

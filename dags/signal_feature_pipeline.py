@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
-from news_signals.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
-from news_signals.oncall import task_failure_callback
+from news_signals.daily.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
+from news_signals.ops.oncall import task_failure_callback
 
 DAILY_ARTICLES = Asset(name=DAILY_ARTICLES_ASSET_NAME, uri=DAILY_ARTICLES_ASSET_URI)
 
@@ -80,9 +80,9 @@ def signal_feature_pipeline() -> None:
 
         Days: the `date` Param, else the triggering asset events' `extra["date"]`, else the logical date.
         """
-        from news_signals.classifiers import ModelUnavailable
-        from news_signals.features import resolve_model as resolve
-        from news_signals.features import run_dates
+        from news_signals.features.pipeline import resolve_model as resolve
+        from news_signals.features.pipeline import run_dates
+        from news_signals.labelling.classifiers import ModelUnavailable
 
         ctx = get_current_context()
         params = ctx["params"]
@@ -102,15 +102,15 @@ def signal_feature_pipeline() -> None:
         """Classify each day's partition in batches; rows are staged in storage, XCom gets counts."""
         import logging
 
-        from news_signals.classifiers import ModelUnavailable
-        from news_signals.features import (
+        from news_signals.core.storage import Storage
+        from news_signals.features.pipeline import (
             ModelChoice,
             PartitionMissing,
             classify_partition,
             resolve_model,
             write_staged,
         )
-        from news_signals.storage import Storage
+        from news_signals.labelling.classifiers import ModelUnavailable
 
         log = logging.getLogger("signal_feature_pipeline")
         params = get_current_context()["params"]
@@ -134,9 +134,9 @@ def signal_feature_pipeline() -> None:
     @task
     def write_headline_classifications(classified: list[dict[str, Any]]) -> int:
         """Upsert the staged rows into headline_classifications (by article_id)."""
-        from news_signals.feature_store import HEADLINE_SPEC, FeatureValidationError, get_feature_store
-        from news_signals.features import read_staged
-        from news_signals.storage import Storage
+        from news_signals.core.storage import Storage
+        from news_signals.features.pipeline import read_staged
+        from news_signals.features.store import HEADLINE_SPEC, FeatureValidationError, get_feature_store
 
         storage = Storage()
         store = get_feature_store(storage)
@@ -148,9 +148,9 @@ def signal_feature_pipeline() -> None:
     @task
     def write_vibe_vectors(classified: list[dict[str, Any]], _headlines_written: int) -> int:
         """Aggregate each day into vibe_vectors (by sourcecountry, date); then drop the staged rows."""
-        from news_signals.feature_store import VIBE_SPEC, FeatureValidationError, get_feature_store
-        from news_signals.features import clear_staged, read_staged, vibe_vectors
-        from news_signals.storage import Storage
+        from news_signals.core.storage import Storage
+        from news_signals.features.pipeline import clear_staged, read_staged, vibe_vectors
+        from news_signals.features.store import VIBE_SPEC, FeatureValidationError, get_feature_store
 
         storage = Storage()
         store = get_feature_store(storage)

@@ -3,13 +3,13 @@
 Airflow 3.1 mounts each ``fastapi_apps`` entry with ``app.mount(url_prefix, app)`` (prefixes under
 /api/v2, /ui and /execution are reserved) and lists ``external_views`` in the UI's navigation;
 ``url_route`` makes the UI embed the page under ``/plugin/model-history``. All logic lives in
-``news_signals.web``; this file is wiring only.
+``news_signals.ops.web``; this file is wiring only.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
-from news_signals.web import create_app
+from news_signals.ops.web import create_app
 
 URL_PREFIX = "/model-history"
 

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-exec "$PY" -m news_signals.docker_build "$@"
+exec "$PY" -m tools.docker_build "$@"

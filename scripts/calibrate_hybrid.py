@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
 import numpy as np  # noqa: E402
+from news_signals.core.taxonomy import CATEGORIES  # noqa: E402
 from news_signals.labelling.evaluation import (  # noqa: E402
     DISASTER_MAPPING,
     disaster_dev_set,
     handmade_dev_set,
 )
-from news_signals.taxonomy import CATEGORIES  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "include" / "news_signals" / "labelling" / "hybrid.json"
 W_GRID = [round(x, 2) for x in np.arange(0.2, 1.0001, 0.1)]
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(json.dumps(config, indent=2))
         return 0
-    from news_signals.storage import Storage
+    from news_signals.core.storage import Storage
 
     storage = Storage(str(config_path.resolve().parent))
     storage.write_bytes(storage.path(config_path.name), (json.dumps(config, indent=2) + "\n").encode())

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tools/
 DAILY, RETRAIN_DAG, FEATURES = "gdelt_daily_ingest", "monthly_retrain", "signal_feature_pipeline"
 BACKFILL_DAYS = 7
 # The first retrain: 2 epochs over 5,000 English texts of the snapshot (about 6 minutes on 2 CPU
@@ -44,7 +45,7 @@ def banner(text: str) -> None:
 
 def start_replay_server(start: date, days: int, log_file: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "news_signals", "replay-server", "--port", "0",
+        [sys.executable, "-m", "tools.gdelt_replay", "--port", "0",
          "--start-date", start.isoformat(), "--days", str(days)],
         stdout=subprocess.PIPE, stderr=log_file.open("w"), text=True, start_new_session=True,
     )
@@ -59,9 +60,10 @@ def start_replay_server(start: date, days: int, log_file: Path) -> tuple[subproc
 
 
 def main() -> int:
-    from news_signals.local_airflow import LocalAirflow
-    from news_signals.storage import Storage
-    from news_signals.summary import demo_summary, last_gate_table
+    from news_signals.core.storage import Storage
+
+    from tools.local_airflow import LocalAirflow
+    from tools.summary import demo_summary, last_gate_table
 
     home = Path(os.environ.get("NEWS_SIGNALS_HOME", ROOT / "data")).resolve()
     airflow_home = Path(os.environ.get("AIRFLOW_HOME", ROOT / "airflow_home")).resolve()

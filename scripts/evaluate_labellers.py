@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
+from news_signals.core.storage import Storage  # noqa: E402
 from news_signals.labelling.evaluation import (  # noqa: E402
     disaster_dev_set,
     handmade_dev_set,
@@ -25,7 +26,6 @@ from news_signals.labelling.evaluation import (  # noqa: E402
     score_predictions,
     to_json,
 )
-from news_signals.storage import Storage  # noqa: E402
 
 LABELLERS = ("keywords", "embeddings", "hybrid")
 
@@ -49,7 +49,7 @@ def build(name: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labellers", default=",".join(LABELLERS), help=f"comma list of {LABELLERS}")
-    parser.add_argument("--model-dir", help="also score a saved model artifact (news_signals.classifiers.model_classifier)")
+    parser.add_argument("--model-dir", help="also score a saved model artifact (news_signals.labelling.classifiers.model_classifier)")
     parser.add_argument("--output", default=str(ROOT / "reports" / "labellers.json"), help="JSON results file")
     parser.add_argument("--limit", type=int, help="only the first N development texts (quick checks)")
     parser.add_argument("--no-handmade", action="store_true", help="skip the hand-written sv/en set")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         classifiers.append(("model", args.model_dir))
     for name, model_dir in classifiers:
         if model_dir is not None:
-            from news_signals.classifiers import model_classifier
+            from news_signals.labelling.classifiers import model_classifier
 
             clf = model_classifier(model_dir)
         else:

@@ -11,9 +11,9 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from news_signals.storage import Storage
-from news_signals.taxonomy import CATEGORIES, Signals, empty_signals, signals_to_columns
-from news_signals.text import article_id
+from news_signals.core.storage import Storage
+from news_signals.core.taxonomy import CATEGORIES, Signals, empty_signals, signals_to_columns
+from news_signals.core.text import article_id
 
 HEADLINES = [
     ("Fire destroys warehouse in Gothenburg harbour", "Sweden"),
@@ -105,11 +105,12 @@ _TINY_ARTIFACT: Path | None = None
 
 
 def tiny_artifact() -> Path:
-    """One real tiny model artifact per test session (built with news_signals.model.testing, ~30 s)."""
+    """One real tiny model artifact per test session (built with tools.tiny_model, ~30 s)."""
     global _TINY_ARTIFACT
     if _TINY_ARTIFACT is None:
         import torch
-        from news_signals.model.testing import build_tiny_artifact
+
+        from tools.tiny_model import build_tiny_artifact
 
         torch.set_num_threads(1)
         _TINY_ARTIFACT = build_tiny_artifact(
@@ -142,7 +143,7 @@ def artifact_variant(src: Path, dst: Path, *, note: str = "", vocab_drop: str | 
 
 def register_and_promote(storage: Storage, artifact: Path, reason: str = "test") -> int:
     """Register ``artifact`` in the LocalRegistry under ``storage`` and promote it; return the version."""
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
     from news_signals.registry import LocalRegistry
 
     registry = LocalRegistry(Settings().model_name, storage)

@@ -32,6 +32,8 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # subprocesses (the CLI, Airflow) can import tools/ like the tests do
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
 )
 (_SESSION_DIR / "airflow").mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,7 @@ def ns_home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture()
 def replay_server():
     """A GDELT replay server on a free loopback port, serving the real-text corpus."""
-    from news_signals.gdelt.replay_server import ReplayServer
+    from tools.gdelt_replay import ReplayServer
 
     server = ReplayServer(host="127.0.0.1", port=0)
     server.start()

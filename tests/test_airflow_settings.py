@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from news_signals.airflow_settings import DEFAULT_SETTINGS_FILE, SettingsError, apply_settings, load_settings
+
+from tools.airflow_settings import DEFAULT_SETTINGS_FILE, SettingsError, apply_settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hw-secret-key-9f8e7d"

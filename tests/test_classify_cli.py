@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from news_signals.taxonomy import CATEGORIES, TAGS
+from news_signals.core.taxonomy import CATEGORIES, TAGS
 
 ARTICLES = [
     {"title": "Skogsbrand sprider sig norr om Umeå, hundratals evakueras", "id": 1},

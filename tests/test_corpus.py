@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import date
 
 import pytest
+from news_signals.core.text import normalise_title
 from news_signals.corpus import (
     DEFAULT_DAYS,
     DEFAULT_START,
@@ -17,7 +18,6 @@ from news_signals.corpus import (
 )
 from news_signals.corpus.loader import HOURLY_WEIGHTS, schedule, text_uid
 from news_signals.corpus.sources import CorpusSourceMissing, _dehyphenate, package_dir
-from news_signals.text import normalise_title
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ def test_importing_a_dag_file_loads_no_heavy_library(dag_file):
 
 
 def test_gdelt_daily_ingest_contract(dagbag):
-    from news_signals.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
+    from news_signals.daily.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
 
     dag = dagbag.dags["gdelt_daily_ingest"]  # get_dag() would need the metadata DB
     assert [t.task_id for t in dag.topological_sort()] == ["fetch", "label", "validate", "publish"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from news_signals.assets import DAILY_ARTICLES_ASSET_URI
-from news_signals.storage import Storage
-from news_signals.taxonomy import ABSENT, CATEGORIES, SIGNAL_COLUMNS, TAGS, tag_column
-from news_signals.text import article_id
-from news_signals.validation.batch import ARTICLE_COLUMNS
+from news_signals.core.storage import Storage
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, SIGNAL_COLUMNS, TAGS, tag_column
+from news_signals.core.text import article_id
+from news_signals.daily.assets import DAILY_ARTICLES_ASSET_URI
+from news_signals.daily.validation import ARTICLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,8 +119,8 @@ def test_failing_validation_quarantines_and_publishes_nothing(airflow_db, ns_hom
 
 def test_rerunning_a_day_outside_airflow_replaces_it_exactly(ns_home, gdelt):
     """The ingest-day path (same stage functions): deterministic, and a re-run replaces the partition."""
-    from news_signals.ingest import ingest_day
-    from news_signals.validation.batch import BatchLimits
+    from news_signals.daily.pipeline import ingest_day
+    from news_signals.daily.validation import BatchLimits
 
     first = ingest_day("2026-11-07", max_articles=80, limits=BatchLimits(1, 1000, 1.0))
     storage = Storage(str(ns_home))
@@ -134,8 +134,8 @@ def test_rerunning_a_day_outside_airflow_replaces_it_exactly(ns_home, gdelt):
 
 def test_an_empty_day_fails_clearly_or_publishes_empty_when_allowed(ns_home, gdelt):
     """A day with no articles (before the replay corpus starts): documented choice, both ways."""
-    from news_signals.ingest import ingest_day
-    from news_signals.validation.batch import BatchLimits, BatchValidationError
+    from news_signals.daily.pipeline import ingest_day
+    from news_signals.daily.validation import BatchLimits, BatchValidationError
 
     with pytest.raises(BatchValidationError, match=r"row_count_in_range.*empty day.*min_rows=0"):
         ingest_day("2026-10-01")

@@ -1,4 +1,4 @@
-"""news_signals.docker_build without a daemon: the cache key, the loopback wheel server, the wheelhouse stamp."""
+"""tools.docker_build without a daemon: the cache key, the loopback wheel server, the wheelhouse stamp."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from news_signals import docker_build as db
+
+from tools import docker_build as db
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -47,7 +47,7 @@ def test_fresh_local_install(local_env):
 
 
 def test_registered_models_and_webhook(local_env, monkeypatch):
-    from news_signals.web.example import build_example_registry
+    from tools.example_history import build_example_registry
 
     build_example_registry()
     monkeypatch.setenv(
@@ -62,7 +62,7 @@ def test_registered_models_and_webhook(local_env, monkeypatch):
 
 def test_gdelt_rate_limited_is_a_warning(local_env):
     local_env.inject("429")
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
 
     check = doctor.check_gdelt(Settings(), timeout=5)
     assert check.status == "WARN" and "429" in check.detail

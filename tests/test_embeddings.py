@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from news_signals.core.taxonomy import CATEGORIES, check_signals
 from news_signals.labelling.embeddings import EmbeddingLabeller, text_key
-from news_signals.taxonomy import CATEGORIES, check_signals
 
 # Clear cases, not taken from prototypes.json, two per category and language.
 ENGLISH = [

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from _feature_helpers import LogCapture, register_and_promote, tiny_artifact, write_partition
-from news_signals.config import Settings
-from news_signals.feature_store import HEADLINE_SPEC, VIBE_SPEC
-from news_signals.feature_store.local import LocalFeatureStore
-from news_signals.storage import Storage
+from news_signals.core.config import Settings
+from news_signals.core.storage import Storage
+from news_signals.features.store import HEADLINE_SPEC, VIBE_SPEC
+from news_signals.features.store.local import LocalFeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILE = ROOT / "dags" / "signal_feature_pipeline.py"
@@ -71,7 +71,7 @@ def test_dag_file_has_no_heavy_top_level_imports():
 
 def test_end_to_end_without_model_falls_back(airflow_db, dag, storage):
     write_partition(storage, DAY)
-    with LogCapture("news_signals.features") as logs:
+    with LogCapture("news_signals.features.pipeline") as logs:
         ok, states = _run(dag)
     assert ok, states
     rows = LocalFeatureStore(storage).read(HEADLINE_SPEC)

@@ -7,16 +7,16 @@ from unittest.mock import create_autospec
 import pandas as pd
 import pytest
 from _feature_helpers import TinyClassifier, make_partition
-from news_signals.feature_store import (
+from news_signals.core.storage import Storage
+from news_signals.features.pipeline import classify_rows, vibe_vectors
+from news_signals.features.store import (
     HEADLINE_SPEC,
     VIBE_SPEC,
     FeatureValidationError,
     get_feature_store,
 )
-from news_signals.feature_store.hopsworks import HopsworksFeatureStore
-from news_signals.feature_store.local import LocalFeatureStore
-from news_signals.features import classify_rows, vibe_vectors
-from news_signals.storage import Storage
+from news_signals.features.store.hopsworks import HopsworksFeatureStore
+from news_signals.features.store.local import LocalFeatureStore
 
 DAY = "2024-05-01"
 

@@ -14,11 +14,9 @@ from _feature_helpers import (
     tiny_artifact,
     write_partition,
 )
-from news_signals.classifiers import ModelUnavailable
-from news_signals.config import Settings
-from news_signals.feature_store import HEADLINE_SPEC, VIBE_SPEC
-from news_signals.feature_store.local import LocalFeatureStore
-from news_signals.features import (
+from news_signals.core.config import Settings
+from news_signals.core.storage import Storage
+from news_signals.features.pipeline import (
     PartitionMissing,
     classify_rows,
     parse_day,
@@ -26,7 +24,9 @@ from news_signals.features import (
     run_dates,
     run_feature_pipeline,
 )
-from news_signals.storage import Storage
+from news_signals.features.store import HEADLINE_SPEC, VIBE_SPEC
+from news_signals.features.store.local import LocalFeatureStore
+from news_signals.labelling.classifiers import ModelUnavailable
 
 DAY = "2024-05-01"
 
@@ -43,7 +43,7 @@ def _run(storage: Storage, **kwargs) -> tuple[dict, LocalFeatureStore]:
 
 def test_no_promoted_model_falls_back_to_keywords_with_reason(storage):
     write_partition(storage, DAY)
-    with LogCapture("news_signals.features") as logs:
+    with LogCapture("news_signals.features.pipeline") as logs:
         summary, store = _run(storage)
     assert summary["fell_back"] and summary["classifier"] == "keywords"
     assert "promoted" in summary["reason"]
@@ -102,7 +102,7 @@ def test_tampered_artifact_falls_back_or_fails(storage):
     weights = posixpath.join(storage.registry_dir(Settings().model_name), str(version), "model.safetensors")
     with storage.fs.open(weights, "ab") as fh:
         fh.write(b"tampered")
-    with LogCapture("news_signals.features") as logs:
+    with LogCapture("news_signals.features.pipeline") as logs:
         summary, store = _run(storage)
     assert summary["fell_back"] and "model.safetensors" in summary["reason"]
     assert any("model.safetensors" in m for m in logs.warnings())

@@ -10,8 +10,9 @@ from itertools import pairwise
 import pandas as pd
 import pytest
 from news_signals.cli import main as cli_main
-from news_signals.config import GDELT_DEFAULT_URL, Settings
-from news_signals.gdelt.fetcher import (
+from news_signals.core.config import GDELT_DEFAULT_URL, Settings
+from news_signals.core.text import article_id, normalise_title
+from news_signals.daily.gdelt import (
     COLUMNS,
     GdeltClient,
     GdeltFetchError,
@@ -19,7 +20,6 @@ from news_signals.gdelt.fetcher import (
     normalise_articles,
     resolve_endpoint,
 )
-from news_signals.text import article_id, normalise_title
 
 DAY = date(2026, 11, 5)  # inside the replay corpus' default range
 DEFAULT_QUERY = "sourcecountry:SW (sourcelang:swedish OR sourcelang:english)"

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from news_signals.gate import GateThresholds, decide
+from news_signals.retrain.gate import GateThresholds, decide
 
 
 def report(f1: float, p95: float = 10.0, **per_cat: float) -> dict:
@@ -107,9 +107,10 @@ def models(tmp_path_factory):
     """A snapshot in storage plus three real tiny artifacts: weak (1 epoch), good (8), degraded (no labels)."""
     import pandas as pd
     import torch
-    from news_signals.model.testing import make_synthetic_snapshot
-    from news_signals.storage import Storage
-    from news_signals.taxonomy import CATEGORIES, score_column, tag_column
+    from news_signals.core.storage import Storage
+    from news_signals.core.taxonomy import CATEGORIES, score_column, tag_column
+
+    from tools.tiny_model import make_synthetic_snapshot
 
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("gate")
@@ -121,8 +122,9 @@ def models(tmp_path_factory):
     for c in CATEGORIES:
         train[score_column(c)], train[tag_column(c)] = 0.0, ""
     train.to_parquet(wiped / "train.parquet", index=False)
-    from news_signals.model.testing import build_tiny_base_model
     from news_signals.model.train import TrainConfig, train
+
+    from tools.tiny_model import build_tiny_base_model
 
     base = build_tiny_base_model(root / "base", list(train_texts(snap)))
 
@@ -164,7 +166,7 @@ PARAMS = {
 
 def run_gate(models, name, monkeypatch, **params):
     """evaluate → gate → register stages for one candidate; returns (gate, registered)."""
-    from news_signals import retrain
+    from news_signals.retrain import pipeline as retrain
 
     storage = models["storage"]
     monkeypatch.setenv("NEWS_SIGNALS_HOME", storage.root)

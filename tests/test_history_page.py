@@ -10,9 +10,10 @@ import time
 import urllib.request
 
 import pytest
-from news_signals.history import load_history
-from news_signals.web import create_app
-from news_signals.web.example import build_example_registry
+from news_signals.ops.history import load_history
+from news_signals.ops.web import create_app
+
+from tools.example_history import build_example_registry
 
 
 @pytest.fixture()

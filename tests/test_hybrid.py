@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from news_signals.classifiers import Classifier
+from news_signals.core.taxonomy import CATEGORIES, TAGS, check_signals
+from news_signals.labelling.classifiers import Classifier
 from news_signals.labelling.hybrid import CategoryParams, HybridLabeller
 from news_signals.labelling.keywords import KeywordLabeller
-from news_signals.taxonomy import CATEGORIES, TAGS, check_signals
 
 # Known parameters so the rules are tested, not whatever the last calibration chose.
 PARAMS = {"w": 0.6, "lo": 0.2, "hi": 0.5, "theta": 0.4}

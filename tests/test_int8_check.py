@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from news_signals.core.taxonomy import CATEGORIES, empty_signals
 from news_signals.model import int8_check
 from news_signals.model.int8_check import Int8Tolerance, compare_signals, failures
-from news_signals.taxonomy import CATEGORIES, empty_signals
 
 
 def signals(**present: tuple[str, float]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from news_signals.jsonl import read_gold
-from news_signals.taxonomy import empty_signals
+from news_signals.core.jsonl import read_gold
+from news_signals.core.taxonomy import empty_signals
 
 
 def test_gold_accepts_text_or_title_and_checks_signals(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from news_signals.classifiers import Classifier, keyword_classifier
+from news_signals.core.taxonomy import CATEGORIES, TAGS, check_signals
+from news_signals.labelling.classifiers import Classifier, keyword_classifier
 from news_signals.labelling.keywords import KeywordLabeller, expand_braces
-from news_signals.taxonomy import CATEGORIES, TAGS, check_signals
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ def english_model(tmp_path_factory):
     """The tiny test artifact, saved again with manifest languages = ["en"]."""
     from news_signals.model.artifact import save_artifact
     from news_signals.model.inference import ModelClassifier, clear_cache
-    from news_signals.model.testing import build_tiny_artifact
+
+    from tools.tiny_model import build_tiny_artifact
 
     root = tmp_path_factory.mktemp("lang")
     base = build_tiny_artifact(root / "all")
@@ -54,7 +55,7 @@ def test_other_languages_go_to_keywords_with_their_name(english_model):
 
 
 def test_classify_cli_and_feature_rows_name_the_classifier_per_row(english_model, tmp_path):
-    from news_signals.features import classify_rows
+    from news_signals.features.pipeline import classify_rows
     from news_signals.model.inference import ModelClassifier
 
     clf = ModelClassifier.from_dir(english_model[1])

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from news_signals.core.taxonomy import CATEGORIES, TAGS, check_signals
 from news_signals.model.artifact import ArtifactError, load_artifact
 from news_signals.model.inference import ModelClassifier, clear_cache
-from news_signals.model.testing import build_tiny_base_model, make_synthetic_snapshot, synthetic_rows
 from news_signals.model.train import TrainConfig, train
-from news_signals.taxonomy import CATEGORIES, TAGS, check_signals
+
+from tools.tiny_model import build_tiny_base_model, make_synthetic_snapshot, synthetic_rows
 
 torch.set_num_threads(1)
 
@@ -169,7 +170,7 @@ def test_taxonomy_mismatch_is_refused(artifact, tmp_path, monkeypatch):
     with pytest.raises(ArtifactError, match="'crime'"):
         load_artifact(edited)
     # The package's taxonomy moved on (a new sports tag) after the model was trained.
-    import news_signals.taxonomy as taxonomy
+    import news_signals.core.taxonomy as taxonomy
 
     monkeypatch.setitem(taxonomy.TAGS, "sports", (*TAGS["sports"], "tennis"))
     clear_cache()

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from news_signals.core.taxonomy import CATEGORIES, empty_signals
 from news_signals.model.evaluate import evaluate, evaluate_many, score_predictions
-from news_signals.taxonomy import CATEGORIES, empty_signals
 
 
 def sig(**cats):

@@ -7,12 +7,13 @@ import json
 
 import pytest
 import torch
+from news_signals.core.taxonomy import check_signals
 from news_signals.model.evaluate import evaluate_many
 from news_signals.model.inference import ModelClassifier
 from news_signals.model.snapshot_io import read_split, truth_signals
-from news_signals.model.testing import make_snapshot_from_texts
 from news_signals.model.train import TrainConfig, train
-from news_signals.taxonomy import check_signals
+
+from tools.tiny_model import make_snapshot_from_texts
 
 
 def corpus_sample(n_positive: int = 650, n_negative: int = 350) -> list[str]:
@@ -44,7 +45,7 @@ def test_minilm_fine_tunes_on_keyword_labels_and_reports(tmp_path):
     clf = ModelClassifier.from_dir(out, threads=1)
     test = read_split(snapshot, "test")
     result = evaluate_many(
-        {"model": clf, "keywords": __import__("news_signals.classifiers").classifiers.keyword_classifier()},
+        {"model": clf, "keywords": __import__("news_signals.labelling.classifiers").classifiers.keyword_classifier()},
         list(test["text"]),
         truth_signals(test),
         out_dir=tmp_path / "eval",

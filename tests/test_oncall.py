@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from news_signals import oncall
+from news_signals.ops import oncall
 
 SECRET = "tok-3f9a1c-never-log-me"
 
@@ -185,8 +185,8 @@ def _wrapped(exc: BaseException) -> BaseException:
 
 
 def test_stage_from_the_real_error_behind_airflow_fail_exception():
-    from news_signals.snapshot import SnapshotError
-    from news_signals.trainer_runner import TrainerError
+    from news_signals.retrain.snapshot import SnapshotError
+    from news_signals.retrain.trainer import TrainerError
 
     assert oncall.classify_stage("evaluate", _wrapped(SnapshotError("boom"))).key == "not_enough_data"
     assert oncall.classify_stage("mystery", _wrapped(TrainerError("trainer exited with 137"))).key == "trainer"
@@ -220,7 +220,7 @@ def test_secret_like_inputs_are_masked_and_asset_runs_have_no_clear_command(ns_h
 
 
 def test_webhook_url_forms():
-    from news_signals.connections import ConnectionInfo
+    from news_signals.core.connections import ConnectionInfo
 
     def conn(**kw):
         base = {"conn_id": "x", "host": None, "login": None, "password": None, "schema": None, "port": None, "extra": {}}

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from news_signals.core.taxonomy import CATEGORIES
 from news_signals.model.artifact import LoadedArtifact, load_artifact, manifest_hash, save_artifact
 from news_signals.model.inference import ModelClassifier, clear_cache
 from news_signals.model.onnx_runtime import OnnxUnavailable, cache_dir
-from news_signals.model.testing import build_tiny_artifact
-from news_signals.taxonomy import CATEGORIES
+
+from tools.tiny_model import build_tiny_artifact
 
 torch.set_num_threads(1)
 
@@ -295,8 +296,8 @@ def test_a_torch_quantized_model_stays_on_torch(artifact):
 
 
 def test_classify_int8_flag_and_variable_say_whether_int8_is_used(artifact, tmp_path, capsys, monkeypatch):
-    from news_signals.classifiers import model_classifier
     from news_signals.cli import main
+    from news_signals.labelling.classifiers import model_classifier
     from news_signals.model import int8_check
     from news_signals.model.int8_check import Int8Tolerance
 

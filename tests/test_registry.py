@@ -7,9 +7,9 @@ from pathlib import Path
 from unittest.mock import create_autospec
 
 import pytest
+from news_signals.core.storage import Storage
 from news_signals.registry import LocalRegistry, RegistryError, get_registry
 from news_signals.registry.hopsworks import HopsworksRegistry
-from news_signals.storage import Storage
 
 
 def fake_artifact(path: Path, weights: bytes = b"w1") -> Path:
@@ -100,7 +100,7 @@ def test_get_registry_picks_local_without_hopsworks(monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", raising=False)
     monkeypatch.setenv("NEWS_SIGNALS_HOME", str(tmp_path))
     monkeypatch.setenv("NEWS_SIGNALS_REGISTRY", "auto")
-    monkeypatch.setattr("news_signals.hopsworks_client.get_connection", lambda conn_id: None)
+    monkeypatch.setattr("news_signals.core.hopsworks.get_connection", lambda conn_id: None)
     r = get_registry("x")
     assert isinstance(r, LocalRegistry) and r.root.endswith("registry/x")
     monkeypatch.setenv("NEWS_SIGNALS_REGISTRY", "bogus")
@@ -225,7 +225,7 @@ def test_hopsworks_download_verifies_and_best_model(tmp_path):
 
 def test_login_always_passes_key_and_project(monkeypatch):
     import hopsworks
-    from news_signals import hopsworks_client
+    from news_signals.core import hopsworks as hopsworks_client
 
     login = create_autospec(hopsworks.login)
     monkeypatch.setattr(hopsworks, "login", login)

@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime
 import pytest
 import requests
 from news_signals.corpus import DEFAULT_START, load_corpus
-from news_signals.gdelt.replay_server import FAULTS, MAX_RECORDS, ReplayServer, build_index, parse_query
+
+from tools.gdelt_replay import FAULTS, MAX_RECORDS, ReplayServer, build_index, parse_query
 
 DAY = date(2026, 11, 5)
 FIELDS = {"url", "url_mobile", "title", "seendate", "socialimage", "domain", "language", "sourcecountry"}

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from news_signals.config import PROJECT_ROOT
+from news_signals.core.config import PROJECT_ROOT
 
 END = date(2026, 11, 10)
 LOGICAL = datetime(2026, 11, 10, tzinfo=UTC)
@@ -29,9 +29,10 @@ def env(tmp_path_factory, airflow_db):
     """A NEWS_SIGNALS_HOME with four daily partitions and a tiny base model built from their texts."""
     import pandas as pd
     import torch
-    from news_signals.model.testing import build_tiny_base_model
-    from news_signals.storage import Storage
+    from news_signals.core.storage import Storage
     from test_snapshot import write_daily_partitions
+
+    from tools.tiny_model import build_tiny_base_model
 
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("retrain")
@@ -94,7 +95,7 @@ def test_docker_task_renders_image_command_mounts_gpu_and_pool(monkeypatch):
 
 
 def test_trainer_secrets_come_from_the_worker_environment_at_run_time(monkeypatch):
-    from news_signals.trainer_runner import trainer_secrets
+    from news_signals.retrain.trainer import trainer_secrets
 
     monkeypatch.setenv("NEWS_SIGNALS_TRAINER_SECRET_ENV", "WANDB_API_KEY, MISSING_ONE")
     monkeypatch.setenv("WANDB_API_KEY", "s3cret")
@@ -111,7 +112,7 @@ def test_docker_task_without_gpu_has_no_device_requests(monkeypatch):
 def test_docker_command_renders_to_the_trainer_cli(tmp_path):
     """The plan the branch task pushes renders into the exact trainer arguments and host paths."""
     from airflow.providers.docker.operators.docker import DockerOperator
-    from news_signals.trainer_runner import TrainJob, trainer_args
+    from news_signals.retrain.trainer import TrainJob, trainer_args
 
     job = TrainJob(
         snapshot_dir="/h/snapshots/s1", out_dir="/h/runs/s1/k/candidate", base_model="minilm", epochs=2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from news_signals.storage import Storage
-from news_signals.taxonomy import CATEGORIES, tag_column
+from news_signals.core.storage import Storage
+from news_signals.core.taxonomy import CATEGORIES, tag_column
 
 END = date(2026, 11, 10)
 
@@ -17,7 +17,7 @@ END = date(2026, 11, 10)
 def write_daily_partitions(storage: Storage, end: date = END, days: int = 4, per_day: int = 150) -> list[str]:
     """Daily partitions made by the daily pipeline's own functions from the real replay corpus."""
     from news_signals.corpus.loader import load_corpus
-    from news_signals.ingest import label_frame, normalise_articles
+    from news_signals.daily.pipeline import label_frame, normalise_articles
     from news_signals.labelling.keywords import KeywordLabeller
 
     records = load_corpus()
@@ -38,7 +38,7 @@ def write_daily_partitions(storage: Storage, end: date = END, days: int = 4, per
             }
             for r in chunk
         ]
-        from news_signals.text import article_id
+        from news_signals.core.text import article_id
 
         for row in rows:
             row["article_id"] = article_id(row["url"], row["title"])
@@ -56,7 +56,7 @@ def store(tmp_path_factory) -> Storage:
 
 
 def params(**kw):
-    from news_signals.snapshot import SnapshotParams
+    from news_signals.retrain.snapshot import SnapshotParams
 
     base = {"end_date": END.isoformat(), "lookback_days": 30, "labeller": "keywords", "min_rows_per_category": 1}
     return SnapshotParams(**{**base, **kw})
@@ -68,7 +68,7 @@ def read(result, split):
 
 def test_snapshot_splits_manifest_and_hashes(store):
     from news_signals.registry.base import sha256_file
-    from news_signals.snapshot import build_snapshot
+    from news_signals.retrain.snapshot import build_snapshot
 
     result = build_snapshot(params(), store)
     m = result.manifest
@@ -99,7 +99,7 @@ def test_snapshot_splits_manifest_and_hashes(store):
 
 
 def test_rerun_is_idempotent_and_seed_changes_split(store):
-    from news_signals.snapshot import build_snapshot
+    from news_signals.retrain.snapshot import build_snapshot
 
     first = build_snapshot(params(), store)
     again = build_snapshot(params(), store)
@@ -111,7 +111,7 @@ def test_rerun_is_idempotent_and_seed_changes_split(store):
 
 
 def test_near_duplicates_removed():
-    from news_signals.snapshot import near_duplicates
+    from news_signals.retrain.snapshot import near_duplicates
 
     texts = [
         "Storm closes the E4 motorway near Uppsala",
@@ -124,7 +124,7 @@ def test_near_duplicates_removed():
 
 
 def test_strong_disagreement_rule():
-    from news_signals.snapshot import strong_disagreement
+    from news_signals.retrain.snapshot import strong_disagreement
 
     absent = {"score": 0.0, "tag": ""}
     assert strong_disagreement({"score": -0.7, "tag": "fire", "confidence": 0.5}, absent, 0.6)  # far apart
@@ -135,7 +135,7 @@ def test_strong_disagreement_rule():
 
 
 def test_too_little_data_names_counts(store):
-    from news_signals.snapshot import SnapshotError, build_snapshot
+    from news_signals.retrain.snapshot import SnapshotError, build_snapshot
 
     with pytest.raises(SnapshotError, match=r"has \d+ labelled rows and needs at least 100000"):
         build_snapshot(params(min_rows_per_category=100000), store)
@@ -145,7 +145,7 @@ def test_too_little_data_names_counts(store):
 
 
 def test_label_filter_and_disagreement_report(store, monkeypatch):
-    from news_signals import snapshot as snap
+    from news_signals.retrain import snapshot as snap
 
     result = snap.build_snapshot(params(label_filter=("politics", "economics", "none")), store)
     all_rows = pd.concat(read(result, s) for s in ("train", "val", "test"))
@@ -172,8 +172,8 @@ def test_label_filter_and_disagreement_report(store, monkeypatch):
 
 
 def test_gx_validation_passes_then_catches_leak_and_shift(store):
-    from news_signals.snapshot import build_snapshot
-    from news_signals.validation.snapshot import SnapshotChecks, SnapshotValidationError, check_snapshot
+    from news_signals.retrain.snapshot import build_snapshot
+    from news_signals.retrain.validation import SnapshotChecks, SnapshotValidationError, check_snapshot
 
     older = build_snapshot(params(end_date=(END - timedelta(days=2)).isoformat()), store)
     current = build_snapshot(params(), store)
@@ -188,7 +188,7 @@ def test_gx_validation_passes_then_catches_leak_and_shift(store):
     leaky = build_snapshot(params(seed=7), store)
     train, test = read(leaky, "train"), read(leaky, "test")
     pd.concat([train, test.head(1)]).to_parquet(Path(leaky.path) / "train.parquet", index=False)
-    from news_signals.validation.snapshot import validate_snapshot
+    from news_signals.retrain.validation import validate_snapshot
 
     report = validate_snapshot(leaky.id, store, SnapshotChecks(min_train_rows=1, max_label_shift_kl=5.0))
     assert {"no_shared_article_id", "no_shared_title"} <= {c.name for c in report.failed}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-from news_signals.storage import PARTITION_FILE, Storage
+from news_signals.core.storage import PARTITION_FILE, Storage
 
 DAY = "2026-11-03"
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from news_signals.storage import Storage
-from news_signals.summary import development_table
+from news_signals.core.storage import Storage
+
+from tools.summary import development_table
 
 
 def report(f1: dict[str, float]) -> dict:

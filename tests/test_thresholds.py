@@ -34,15 +34,15 @@ def test_hand_computed_f1_and_too_few_positives():
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory):
-    from news_signals.model.testing import build_tiny_artifact
+    from tools.tiny_model import build_tiny_artifact
 
     return build_tiny_artifact(tmp_path_factory.mktemp("thr") / "model")
 
 
 def test_trainer_stores_thresholds_and_classifier_applies_them(artifact, tmp_path):
+    from news_signals.core.taxonomy import ABSENT, CATEGORIES
     from news_signals.model.artifact import save_artifact
     from news_signals.model.inference import ModelClassifier, clear_cache
-    from news_signals.taxonomy import ABSENT, CATEGORIES
 
     manifest = json.loads((artifact / "news_signals.json").read_text())
     assert isinstance(manifest["presence_thresholds"], dict) and manifest["languages"] == []

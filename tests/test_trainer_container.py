@@ -1,7 +1,7 @@
 """The trainer container for real: build docker/trainer/Dockerfile offline and run monthly_retrain's
 train task through a real DockerOperator against a real Docker daemon.
 
-The image is built by news_signals.docker_build (debootstrap base + host wheelhouse), cached by a hash of
+The image is built by tools.docker_build (debootstrap base + host wheelhouse), cached by a hash of
 the Dockerfile, requirements and package source, so only the first run (or a source change) builds.
 No daemon: skipped on a user's machine (with the reason), a failure in CI (CI=true), where
 scripts/ensure_dockerd.sh has started one.
@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from news_signals.config import PROJECT_ROOT
+from news_signals.core.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.docker
 
@@ -51,9 +51,9 @@ def docker_client():
 @pytest.fixture(scope="module")
 def trainer_image(docker_client):
     """The offline-built trainer image (cached between runs by content hash)."""
-    from news_signals.docker_build import build_trainer_image
+    from tools.docker_build import build_trainer_image
 
-    logging.getLogger("news_signals.docker_build").setLevel(logging.INFO)
+    logging.getLogger("tools.docker_build").setLevel(logging.INFO)
     result = build_trainer_image(TEST_IMAGE)
     print(f"\ntrainer image {result.tag}: {'cached' if result.cached else 'built'} in {result.seconds:.0f} s, "
           f"{result.size_bytes / 1e6:.0f} MB (base {result.base_image})")
@@ -63,7 +63,7 @@ def trainer_image(docker_client):
 # ---- the one place that decides about GPUs --------------------------------------------------------
 def test_no_gpu_leaves_device_requests_out_and_a_gpu_asks_for_all(monkeypatch, tmp_path):
     from docker.types import DeviceRequest
-    from news_signals import trainer_runner as tr
+    from news_signals.retrain import trainer as tr
 
     assert tr.gpu_device_requests(False) is None
     [req] = tr.gpu_device_requests(True)
@@ -110,7 +110,7 @@ def test_image_runs_the_trainer_cli_offline(docker_client, trainer_image):
 
 
 def test_build_is_cached_by_content(trainer_image):
-    from news_signals.docker_build import build_trainer_image
+    from tools.docker_build import build_trainer_image
 
     again = build_trainer_image(TEST_IMAGE)
     # Same Dockerfile, requirements, source and base -> the same tag, reused without a build. (While
@@ -133,12 +133,13 @@ def test_monthly_retrain_trains_in_the_container_and_registers(
 ):
     import pandas as pd
     import torch
+    from news_signals.core.storage import Storage
     from news_signals.model.artifact import load_artifact
-    from news_signals.model.testing import build_tiny_base_model
     from news_signals.registry import get_registry
-    from news_signals.storage import Storage
-    from news_signals.trainer_runner import gpu_available
+    from news_signals.retrain.trainer import gpu_available
     from test_snapshot import write_daily_partitions
+
+    from tools.tiny_model import build_tiny_base_model
 
     torch.set_num_threads(2)
     monkeypatch.setenv("NEWS_SIGNALS_HOME", str(tmp_path / "home"))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from news_signals.storage import Storage
-from news_signals.taxonomy import CATEGORIES, TAGS, score_column, tag_column
-from news_signals.text import article_id
-from news_signals.validation.batch import (
+from news_signals.core.storage import Storage
+from news_signals.core.taxonomy import CATEGORIES, TAGS, score_column, tag_column
+from news_signals.core.text import article_id
+from news_signals.daily.validation import (
     QUARANTINE_RESULT,
     QUARANTINE_SUMMARY,
     REQUIRED_COLUMNS,
@@ -50,7 +50,7 @@ def labelled_batch(n: int = 6) -> pd.DataFrame:
 
 
 def settings_for(home: Path):
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
 
     return Settings(home=str(home), countries=("SW",), languages=("swedish", "english"))
 

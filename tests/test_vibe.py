@@ -7,9 +7,9 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from news_signals.feature_store.base import VIBE_SPEC
-from news_signals.features import intensity, most_common_tag, vibe_vectors
-from news_signals.taxonomy import CATEGORIES, empty_signals, signals_to_columns
+from news_signals.core.taxonomy import CATEGORIES, empty_signals, signals_to_columns
+from news_signals.features.pipeline import intensity, most_common_tag, vibe_vectors
+from news_signals.features.store.base import VIBE_SPEC
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("news_signals.commands.classify", "classify a JSON Lines file of articles"),
     "fetch": ("news_signals.commands.fetch", "fetch one day of GDELT articles"),
     "ingest-day": ("news_signals.commands.ingest_day", "fetch, label, validate and publish one day"),
-    "replay-server": ("news_signals.commands.replay_server", "serve the GDELT replay corpus locally"),
     "snapshot": ("news_signals.commands.snapshot", "build a training snapshot from daily partitions"),
     "train": ("news_signals.commands.train", "train the multi-head model on a snapshot"),
     "evaluate": ("news_signals.commands.evaluate", "evaluate a model or the keyword labeller"),

@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.classifiers import ModelUnavailable, classify_named, resolve_classifier
-    from news_signals.jsonl import read_articles, write_jsonl_atomic
-    from news_signals.text import article_text
+    from news_signals.core.jsonl import read_articles, write_jsonl_atomic
+    from news_signals.core.text import article_text
+    from news_signals.labelling.classifiers import ModelUnavailable, classify_named, resolve_classifier
 
     articles = read_articles(args.input)
     try:

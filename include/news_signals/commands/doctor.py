@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_checks(timeout: float = 5.0, skip: set[str] | None = None) -> list[Check]:
     """Every check, in order; a check that crashes becomes a FAIL line instead of a traceback."""
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
 
     settings = Settings.from_env()
     skip = skip or set()
@@ -104,7 +104,7 @@ def check_versions() -> list[Check]:
 
 def check_storage(settings) -> Check:
     """Write, read back and delete a probe file under the storage root (the same atomic path as real writes)."""
-    from news_signals.storage import Storage
+    from news_signals.core.storage import Storage
 
     try:
         st = Storage(settings.home)
@@ -144,8 +144,8 @@ def check_registry(settings, timeout: float) -> Check:
 def check_feature_store(settings, timeout: float) -> Check:
     import os
 
-    from news_signals.connections import get_connection
-    from news_signals.storage import Storage
+    from news_signals.core.connections import get_connection
+    from news_signals.core.storage import Storage
 
     kind = (os.environ.get("NEWS_SIGNALS_FEATURE_STORE") or "auto").lower()
     if kind == "hopsworks" or (kind == "auto" and get_connection("hopsworks_default") is not None):
@@ -163,8 +163,8 @@ def _hopsworks_probe(what: str, timeout: float) -> Check:
     """An HTTPS request to the Hopsworks host with a timeout; a login could prompt or hang, so none here."""
     import requests
 
-    from news_signals.connections import get_connection
-    from news_signals.hopsworks_client import DEFAULT_CONN_ID
+    from news_signals.core.connections import get_connection
+    from news_signals.core.hopsworks import DEFAULT_CONN_ID
 
     conn = get_connection(DEFAULT_CONN_ID)
     if conn is None:
@@ -214,11 +214,11 @@ def check_gdelt(settings, timeout: float) -> Check:
     """One small DOC API query (1 record) against the configured endpoint: live GDELT or the replay server."""
     import requests
 
-    from news_signals.gdelt.fetcher import resolve_endpoint
+    from news_signals.daily.gdelt import resolve_endpoint
 
     url = resolve_endpoint(settings)
     fix = ("check the network, or point NEWS_SIGNALS_GDELT_URL at a replay server "
-           "(python -m news_signals replay-server); see docs/RUNBOOK.md 'GDELT rate-limited or down'")
+           "(python -m tools.gdelt_replay); see docs/RUNBOOK.md 'GDELT rate-limited or down'")
     params = {"query": "news", "mode": "artlist", "format": "json", "maxrecords": "1", "timespan": "1d"}
     try:
         resp = requests.get(url, params=params, timeout=timeout)
@@ -236,8 +236,8 @@ def check_gdelt(settings, timeout: float) -> Check:
 
 
 def check_webhook() -> Check:
-    from news_signals.connections import get_connection
-    from news_signals.oncall import WEBHOOK_CONN_ID, webhook_url
+    from news_signals.core.connections import get_connection
+    from news_signals.ops.oncall import WEBHOOK_CONN_ID, webhook_url
 
     conn = get_connection(WEBHOOK_CONN_ID)
     if conn is None:

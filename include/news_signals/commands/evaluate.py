@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         df = read_split(args.snapshot, args.split)
         texts, truth = list(df["text"]), truth_signals(df)
     else:
-        from news_signals.jsonl import read_gold
+        from news_signals.core.jsonl import read_gold
 
         texts, truth = read_gold(args.input)
         if not texts:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
         classifiers["model"] = ModelClassifier.from_dir(args.model_dir, threads=args.threads)
     if args.keywords:
-        from news_signals.classifiers import keyword_classifier
+        from news_signals.labelling.classifiers import keyword_classifier
 
         classifiers["keywords"] = keyword_classifier()
     result = evaluate_many(classifiers, texts, truth, out_dir=args.out, measure_latency=not args.no_latency)

@@ -31,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.classifiers import ModelUnavailable
-    from news_signals.feature_store import get_feature_store
-    from news_signals.features import run_feature_pipeline
-    from news_signals.storage import Storage
+    from news_signals.core.storage import Storage
+    from news_signals.features.pipeline import run_feature_pipeline
+    from news_signals.features.store import get_feature_store
+    from news_signals.labelling.classifiers import ModelUnavailable
 
     storage = Storage()
     days = storage.partition_dates() if args.all else args.date

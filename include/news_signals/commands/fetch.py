@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import posixpath
     from dataclasses import replace
 
-    from news_signals.config import Settings
-    from news_signals.gdelt.fetcher import GdeltFetchError, fetch_day
-    from news_signals.storage import Storage
+    from news_signals.core.config import Settings
+    from news_signals.core.storage import Storage
+    from news_signals.daily.gdelt import GdeltFetchError, fetch_day
 
     settings = Settings()
     if args.url:

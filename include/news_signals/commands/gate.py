@@ -40,7 +40,7 @@ def _read(path: str | None, what: str) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.gate import GateThresholds, decide
+    from news_signals.retrain.gate import GateThresholds, decide
 
     try:
         overrides = json.loads(args.thresholds) if args.thresholds else {}
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(decision.table())
     if args.out:
-        from news_signals.storage import Storage
+        from news_signals.core.storage import Storage
 
         Storage(str(Path(args.out).parent)).write_json(str(Path(args.out).resolve()), decision.to_dict())
     return 0 if decision.promote else KEEP_EXIT

@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.ingest import ingest_day, iso_day
-    from news_signals.validation.batch import BatchLimits
+    from news_signals.daily.pipeline import ingest_day, iso_day
+    from news_signals.daily.validation import BatchLimits
 
     overrides = {
         k: v

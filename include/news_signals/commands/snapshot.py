@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.snapshot import SnapshotParams, build_snapshot
-    from news_signals.validation.snapshot import SnapshotChecks, check_snapshot
+    from news_signals.retrain.snapshot import SnapshotParams, build_snapshot
+    from news_signals.retrain.validation import SnapshotChecks, check_snapshot
 
     result = build_snapshot(
         SnapshotParams(

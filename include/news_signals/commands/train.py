@@ -50,7 +50,7 @@ def parse_languages(value: str | None, base_model: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
     from news_signals.model.train import TrainConfig, train
 
     config = TrainConfig(

@@ -21,8 +21,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from news_signals.core.text import normalise_title
 from news_signals.corpus.sources import READERS, SOURCES, RawText
-from news_signals.text import normalise_title
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 from news_signals.labelling.datafiles import read_package_json
-from news_signals.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,7 +207,7 @@ class EmbeddingLabeller:
         batch_size: int = 32,
         max_length: int = 128,
     ) -> None:
-        from news_signals.storage import Storage
+        from news_signals.core.storage import Storage
 
         self.config = read_package_json(CONFIG_FILE, config_path)
         emb_cfg = self.config.get("embedding", {})

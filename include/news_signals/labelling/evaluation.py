@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from news_signals.taxonomy import ABSENT, Signals
+from news_signals.core.taxonomy import ABSENT, Signals
 
 # our category -> disaster label columns (positive when any is 1)
 DISASTER_MAPPING: dict[str, tuple[str, ...]] = {
@@ -92,7 +92,7 @@ def handmade_dev_set(lang: str | None = None) -> DevSet:
     """The small hand-written development set (all nine categories, sv + en; provenance in the file)."""
     from importlib import resources
 
-    from news_signals.taxonomy import CATEGORIES, TAGS
+    from news_signals.core.taxonomy import CATEGORIES, TAGS
 
     data = json.loads(resources.files("news_signals.labelling").joinpath(HANDMADE_FILE).read_text("utf-8"))
     items = [it for it in data["items"] if lang is None or it["lang"] == lang]

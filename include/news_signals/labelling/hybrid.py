@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, TAGS, Signal, Signals
 from news_signals.labelling.embeddings import (
     CONFIG_FILE,
     EmbeddingLabeller,
@@ -28,7 +29,6 @@ from news_signals.labelling.embeddings import (
     read_package_json,
 )
 from news_signals.labelling.keywords import KeywordAnalysis, KeywordLabeller
-from news_signals.taxonomy import ABSENT, CATEGORIES, TAGS, Signal, Signals
 
 DEFAULT_PARAMS = {"w": 0.6, "lo": 0.2, "hi": 0.5, "theta": 0.4}
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 from news_signals.labelling.datafiles import read_package_json
-from news_signals.taxonomy import ABSENT, CATEGORIES, TAGS, Signals
 
 LEXICON_FILE = "lexicon.json"
 _TOKEN = re.compile(r"\w+", re.UNICODE)

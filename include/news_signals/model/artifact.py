@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from news_signals.taxonomy import CATEGORIES, taxonomy_dict, taxonomy_fingerprint
+from news_signals.core.taxonomy import CATEGORIES, taxonomy_dict, taxonomy_fingerprint
 
 if TYPE_CHECKING:
     from news_signals.model.modeling import MultiHeadModel
@@ -189,7 +189,7 @@ def verify_artifact(directory: str | Path) -> dict[str, Any]:
 
 
 def check_taxonomy(manifest: Mapping[str, Any], directory: str | Path = "") -> None:
-    """Refuse a model whose categories or tag vocabularies differ from news_signals.taxonomy."""
+    """Refuse a model whose categories or tag vocabularies differ from news_signals.core.taxonomy."""
     current = taxonomy_dict()
     categories = list(manifest.get("categories") or [])
     vocabularies = manifest.get("vocabularies") or {}

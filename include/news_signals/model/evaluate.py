@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from news_signals.taxonomy import ABSENT, CATEGORIES, Signals, check_signals
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, Signals, check_signals
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,8 @@ def evaluate(
 
 def write_report(out_dir: str | Path, report: Mapping[str, Any], examples: Sequence[Mapping[str, Any]]) -> None:
     """report.json and examples.jsonl, each written atomically."""
-    from news_signals.jsonl import write_jsonl_atomic
-    from news_signals.storage import Storage
+    from news_signals.core.jsonl import write_jsonl_atomic
+    from news_signals.core.storage import Storage
 
     store = Storage(str(out_dir))
     write_jsonl_atomic(Path(out_dir) / "examples.jsonl", examples)
@@ -254,7 +254,7 @@ def evaluate_many(
         reports[name] = evaluate(clf, texts, truth, out_dir=sub, measure_latency=measure_latency)
     result = {"reports": reports, "table": comparison_table(reports)}
     if out_dir is not None:
-        from news_signals.storage import Storage
+        from news_signals.core.storage import Storage
 
         store = Storage(str(out_dir))
         store.write_json(store.path("comparison.json"), {"table": result["table"], "n_examples": len(texts)})

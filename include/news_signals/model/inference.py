@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, Signals
 from news_signals.model.artifact import LoadedArtifact, load_artifact, manifest_hash
-from news_signals.taxonomy import ABSENT, CATEGORIES, Signals
 
 log = logging.getLogger(__name__)
 

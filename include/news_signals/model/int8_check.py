@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from news_signals.taxonomy import ABSENT, CATEGORIES, Signals
+from news_signals.core.taxonomy import ABSENT, CATEGORIES, Signals
 
 CHECK_VERSION = 2  # bump when the texts or the measures change: cached verdicts are redone
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from news_signals.taxonomy import CATEGORIES, tag_vocabulary
+from news_signals.core.taxonomy import CATEGORIES, tag_vocabulary
 
 HEADS_FILE = "heads.safetensors"
 

@@ -74,7 +74,7 @@ class OnnxUnavailable(RuntimeError):
 
 def cache_root() -> Path:
     """``$NEWS_SIGNALS_HOME/cache`` when the home is local, else ``~/.cache/news_signals``."""
-    from news_signals.config import default_home
+    from news_signals.core.config import default_home
 
     home = default_home()
     if "://" in home and not home.startswith("file://"):

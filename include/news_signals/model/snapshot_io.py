@@ -1,6 +1,6 @@
 """Read a training snapshot (``{train,val,test}.parquet`` + ``manifest.json``) with clear errors.
 
-The snapshot builder (news_signals.snapshot) writes it; the trainer and the evaluation read it
+The snapshot builder (news_signals.retrain.snapshot) writes it; the trainer and the evaluation read it
 through here, so a missing split, an empty split or a missing column is reported the same way.
 """
 
@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from news_signals.taxonomy import (
+from news_signals.core.taxonomy import (
     ABSENT,
     CATEGORIES,
     SIGNAL_COLUMNS,

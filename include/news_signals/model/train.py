@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from news_signals.taxonomy import CATEGORIES, confidence_column, score_column, tag_column, tag_vocabulary
+from news_signals.core.taxonomy import CATEGORIES, confidence_column, score_column, tag_column, tag_vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 
+from news_signals.core.storage import Storage
 from news_signals.registry.base import ModelRegistry, ModelVersion, RegistryError
 from news_signals.registry.local import LocalRegistry
-from news_signals.storage import Storage
 
 __all__ = [
     "LocalRegistry",
@@ -28,14 +28,14 @@ def registry_backend() -> str:
         raise ValueError(f"NEWS_SIGNALS_REGISTRY={choice!r}; use auto, local or hopsworks")
     if choice != "auto":
         return choice
-    from news_signals.hopsworks_client import hopsworks_configured
+    from news_signals.core.hopsworks import hopsworks_configured
 
     return "hopsworks" if hopsworks_configured() else "local"
 
 
 def get_registry(model_name: str | None = None, storage: Storage | None = None) -> ModelRegistry:
     """The configured registry for ``model_name`` (default: Settings().model_name)."""
-    from news_signals.config import Settings
+    from news_signals.core.config import Settings
 
     name = model_name or Settings().model_name
     if registry_backend() == "hopsworks":

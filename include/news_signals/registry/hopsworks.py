@@ -58,7 +58,7 @@ class HopsworksRegistry(ModelRegistry):
     @property
     def mr(self) -> Any:
         if self._mr is None:
-            from news_signals.hopsworks_client import login
+            from news_signals.core.hopsworks import login
 
             self._mr = login(self._conn_id).get_model_registry()
         return self._mr

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from news_signals.core.storage import Storage
 from news_signals.registry.base import (
     GATE_FILE,
     METRICS_FILE,
@@ -32,7 +33,6 @@ from news_signals.registry.base import (
     fingerprint,
     verify_files,
 )
-from news_signals.storage import Storage
 
 log = logging.getLogger(__name__)
 

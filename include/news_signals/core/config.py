@@ -1,0 +1,48 @@
+"""Runtime settings, read from the environment (and Airflow connections where noted).
+
+One place for every knob so the DAGs, the CLI and the tests agree on defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+GDELT_DEFAULT_URL = "https://api.gdeltproject.org/api/v2/doc/doc"
+DEFAULT_MODEL_NAME = "news_signals"
+
+
+def _env_list(name: str, default: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in os.environ.get(name, default).split(",") if x.strip())
+
+
+def default_home() -> str:
+    """``$NEWS_SIGNALS_HOME``, else ``data/`` in the project (or the working directory when installed)."""
+    home = os.environ.get("NEWS_SIGNALS_HOME")
+    if home:
+        return home
+    base = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return str(base / "data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str = field(default_factory=default_home)
+    # GDELT
+    gdelt_url: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_GDELT_URL", GDELT_DEFAULT_URL))
+    gdelt_min_interval_s: float = field(
+        default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_GDELT_MIN_INTERVAL", "5"))
+    )
+    gdelt_timeout_s: float = field(default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_GDELT_TIMEOUT", "30")))
+    countries: tuple[str, ...] = field(default_factory=lambda: _env_list("NEWS_SIGNALS_COUNTRIES", "SW"))
+    languages: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("NEWS_SIGNALS_LANGUAGES", "swedish,english")
+    )
+    # Model registry / feature store
+    model_name: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_MODEL_NAME", DEFAULT_MODEL_NAME))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls()

@@ -1,1 +1,0 @@
-"""news_signals.gdelt"""

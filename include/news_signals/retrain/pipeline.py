@@ -1,0 +1,429 @@
+"""The monthly_retrain stages as plain functions (the DAG only wires them; the CLI can call them too).
+
+snapshot → validate → plan (docker | local | reuse | evaluate-only) → train → evaluate → gate →
+register (+ promote). Every stage takes the run's params dict (the DAG's Params) and returns a
+small JSON-able dict for XCom; the large outputs (snapshot, candidate model, evaluation reports,
+gate.json) live under ``$NEWS_SIGNALS_HOME``:
+
+    snapshots/<snapshot_id>/                  the training snapshot (reused when identical)
+    runs/<snapshot_id>/<train_key>/candidate  the trained artifact (reused on a re-run)
+    runs/<snapshot_id>/<train_key>/evaluation.json, gate.json, eval/<classifier>/report.json
+
+``train_key`` hashes base model, epochs, sample size and seed, so re-running the same month with
+the same Params reuses the snapshot and the candidate, the registry finds the same files already
+registered (no duplicate version), and the gate compares the model with itself (kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from news_signals.core.storage import Storage
+from news_signals.retrain.gate import GateThresholds
+
+log = logging.getLogger(__name__)
+
+GATE_KEYS = (
+    "min_macro_f1",
+    "keyword_margin",
+    "min_gain",
+    "tolerance",
+    "latency_p95_budget_ms",
+    "per_category_floors",
+    "gold_min_macro_f1",
+)
+
+
+@dataclass
+class RetrainParams:
+    """The DAG's Params, typed and checked (unknown keys are ignored: Airflow adds its own)."""
+
+    evaluate_only: bool = False
+    model_version: int | None = None  # with evaluate_only: which version (default: production)
+    sample_size: int | None = None
+    epochs: int = 3
+    base_model: str = "minilm"
+    languages: str = "auto"  # trainer --languages: auto = what the base model knows (minilm: en)
+    lookback_days: int = 30
+    seed: int = 13
+    labeller: str = "auto"
+    trainer_backend: str = "auto"
+    dedupe_threshold: float = 0.9
+    min_rows_per_category: int = 5
+    max_label_shift_kl: float = 0.5
+    gold_file: str | None = None
+    dev_split: bool = True  # also score on the human-labelled development split (see evaluate_stage)
+    dev_limit: int | None = None  # only its first N rows (quick runs)
+    force_promote: bool = False
+    reason: str = ""
+    threads: int | None = None
+    latency_samples: int = 50  # texts timed one by one for p50/p95 latency
+    model_name: str | None = None
+    gate: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> RetrainParams:
+        params = dict(params or {})
+        known = {f.name for f in fields(cls)} - {"gate"}
+        values = {k: params[k] for k in known if k in params and params[k] not in ("", None)}
+        gate = {k: params[k] for k in GATE_KEYS if params.get(k) not in ("", None)}
+        out = cls(**values, gate=gate)
+        if out.force_promote and not out.reason.strip():
+            raise ValueError(
+                "force_promote is set but 'reason' is empty: say why (it is recorded in gate.json)"
+            )
+        GateThresholds.from_mapping(out.gate)  # fail at the start, not after training
+        return out
+
+    def train_key(self) -> str:
+        blob = json.dumps([self.base_model, self.epochs, self.sample_size, self.seed, self.languages], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _storage(storage: Storage | None) -> Storage:
+    return storage or Storage()
+
+
+def _logical_day(logical_date: Any) -> str:
+    return str(logical_date)[:10]
+
+
+# ---- 1. snapshot ---------------------------------------------------------------------------------
+def snapshot_stage(
+    logical_date: Any, params: dict[str, Any], storage: Storage | None = None
+) -> dict[str, Any]:
+    from news_signals.retrain.snapshot import SnapshotParams, build_snapshot
+
+    p = RetrainParams.from_params(params)
+    result = build_snapshot(
+        SnapshotParams(
+            end_date=_logical_day(logical_date),
+            lookback_days=int(p.lookback_days),
+            labeller=p.labeller,
+            dedupe_threshold=float(p.dedupe_threshold),
+            min_rows_per_category=int(p.min_rows_per_category),
+            seed=int(p.seed),
+        ),
+        _storage(storage),
+    )
+    m = result.manifest
+    return {
+        "snapshot_id": result.id,
+        "snapshot_path": result.path,
+        "counts": m["counts"],
+        "labeller": m["labeller"],
+        "reused": result.reused,
+        "disagreements": m.get("disagreements", {}).get("rows", 0),
+    }
+
+
+# ---- 2. validate ---------------------------------------------------------------------------------
+def validate_stage(
+    snapshot_id: str, params: dict[str, Any], storage: Storage | None = None
+) -> dict[str, Any]:
+    from news_signals.retrain.validation import SnapshotChecks, check_snapshot
+
+    p = RetrainParams.from_params(params)
+    report = check_snapshot(
+        snapshot_id,
+        _storage(storage),
+        SnapshotChecks(
+            min_train_rows=int(p.min_rows_per_category), max_label_shift_kl=float(p.max_label_shift_kl)
+        ),
+    )
+    return {
+        "snapshot_id": snapshot_id,
+        "success": report.success,
+        "previous": report.previous_id,
+        "warnings": report.warnings,
+    }
+
+
+# ---- 3. plan -------------------------------------------------------------------------------------
+def plan_stage(snapshot_id: str, params: dict[str, Any], storage: Storage | None = None) -> dict[str, Any]:
+    """Where the candidate goes, which backend trains it, or why no training is needed."""
+    from news_signals.retrain.trainer import (
+        CONTAINER_BASE_MODEL,
+        CONTAINER_OUT,
+        CONTAINER_SNAPSHOT,
+        TrainJob,
+        host_path,
+        resolve_backend,
+        trainer_args,
+    )
+
+    p = RetrainParams.from_params(params)
+    storage = _storage(storage)
+    work = storage.path("runs", snapshot_id, p.train_key())
+    storage.fs.makedirs(work, exist_ok=True)
+    candidate = posixpath.join(work, "candidate")
+    job = TrainJob(
+        snapshot_dir=storage.snapshot_dir(snapshot_id),
+        out_dir=candidate,
+        base_model=p.base_model,
+        epochs=int(p.epochs),
+        sample=int(p.sample_size) if p.sample_size else None,
+        seed=int(p.seed),
+        threads=p.threads,
+        model_name=p.model_name,
+        languages=p.languages,
+    )
+    base_dir = Path(p.base_model).expanduser()
+    if base_dir.is_dir():
+        base_src, base_arg = str(base_dir.resolve()), CONTAINER_BASE_MODEL
+    else:  # an alias or hub id: mount an empty directory so the mount list stays fixed
+        base_src, base_arg = posixpath.join(work, "no_base_model"), p.base_model
+        storage.fs.makedirs(base_src, exist_ok=True)
+    if p.evaluate_only:
+        action = "evaluate_only"
+    elif _valid_candidate(candidate):
+        action = "reuse"
+    else:
+        action = resolve_backend(p.trainer_backend)
+    plan = {
+        "action": action,
+        "snapshot_id": snapshot_id,
+        "work_dir": work,
+        "candidate_dir": candidate,
+        "job": job.__dict__,
+        # The work dir is mounted, not the candidate dir: the trainer swaps its finished artifact into
+        # --out with a rename, which a mount point cannot take (EBUSY), and its temp dir is a sibling.
+        "docker": {
+            "command": trainer_args(
+                job, snapshot=CONTAINER_SNAPSHOT, out=posixpath.join(CONTAINER_OUT, "candidate"), base_model=base_arg
+            ),
+            "snapshot_src": host_path(job.snapshot_dir),
+            "out_src": host_path(work),
+            "base_model_src": host_path(base_src),
+        },
+    }
+    if action == "docker":
+        storage.fs.makedirs(candidate, exist_ok=True)  # a bind mount source must exist
+    log.info("retrain plan: %s (work dir %s)", action, work)
+    return plan
+
+
+def _valid_candidate(path: str) -> bool:
+    if not (Path(path) / "news_signals.json").is_file():
+        return False
+    try:
+        from news_signals.model.artifact import verify_artifact
+
+        verify_artifact(path)
+    except Exception as exc:
+        log.warning("existing candidate %s is unusable (%s); training again", path, exc)
+        return False
+    log.info("candidate %s from an earlier attempt of this run is complete; reusing it", path)
+    return True
+
+
+# ---- 4. train (local) ----------------------------------------------------------------------------
+def train_local_stage(plan: dict[str, Any]) -> dict[str, Any]:
+    from news_signals.retrain.trainer import TrainJob, run_local, train_timeout
+
+    out = run_local(TrainJob(**plan["job"]), timeout_s=train_timeout().total_seconds())
+    return {"candidate_dir": str(out)}
+
+
+# ---- 5. evaluate ---------------------------------------------------------------------------------
+def evaluate_stage(
+    plan: dict[str, Any], params: dict[str, Any], storage: Storage | None = None
+) -> dict[str, Any]:
+    """Candidate, keywords and production (and the gold file) on the snapshot's test split."""
+    from news_signals.labelling.keywords import KeywordLabeller
+    from news_signals.model.evaluate import evaluate
+    from news_signals.model.inference import ModelClassifier
+    from news_signals.model.snapshot_io import read_split, truth_signals
+    from news_signals.registry import get_registry
+
+    p = RetrainParams.from_params(params)
+    storage = _storage(storage)
+    registry = get_registry(p.model_name)
+    production = registry.production()
+    if plan["action"] == "evaluate_only":
+        version = p.model_version or (production.version if production else None)
+        if version is None:
+            raise ValueError("evaluate_only needs model_version (no model is in production to evaluate)")
+        candidate_dir, candidate_ref = str(registry.download(int(version))), f"{registry.name}@{version}"
+    else:
+        candidate_dir, candidate_ref = plan["candidate_dir"], "candidate"
+    from news_signals.registry.base import artifact_files, fingerprint
+
+    fp = fingerprint(artifact_files(candidate_dir))
+    test = read_split(storage.snapshot_dir(plan["snapshot_id"]), "test")
+    texts, truth = test["text"].tolist(), truth_signals(test)
+    classifiers: dict[str, Any] = {
+        "candidate": ModelClassifier.from_dir(candidate_dir),
+        "keywords": KeywordLabeller(),
+    }
+    if production is not None:
+        classifiers["production"] = ModelClassifier.from_dir(registry.download(production.version))
+    eval_dir = posixpath.join(plan["work_dir"], "eval")
+    reports = {
+        name: evaluate(
+            clf,
+            texts,
+            truth,
+            out_dir=posixpath.join(eval_dir, name),
+            latency_samples=int(p.latency_samples),
+            throughput_texts=max(64, int(p.latency_samples)),
+        )
+        for name, clf in classifiers.items()
+    }
+    gold = {}
+    if p.gold_file:
+        from news_signals.core.jsonl import read_gold
+
+        g_texts, g_truth = read_gold(p.gold_file)
+        gold = {
+            name: evaluate(
+                clf, g_texts, g_truth, measure_latency=False, out_dir=posixpath.join(eval_dir, f"gold_{name}")
+            )
+            for name, clf in classifiers.items()
+        }
+    development = _development_stage(p, classifiers, eval_dir, storage)
+    evaluation = {
+        "snapshot_id": plan["snapshot_id"],
+        "test_rows": len(texts),
+        "candidate_ref": candidate_ref,
+        "candidate_dir": candidate_dir,
+        "production_ref": production.ref if production else None,
+        "candidate_fingerprint": fp,
+        "same_as_production": bool(production and production.fingerprint == fp),
+        "reports": reports,
+        "gold": gold,
+        "gold_file": p.gold_file,
+        "development": development,
+    }
+    path = posixpath.join(plan["work_dir"], "evaluation.json")
+    storage.write_json(path, evaluation)
+    summary = {name: round(float(r["macro_f1"]), 4) for name, r in reports.items()}
+    log.info("macro-F1 on %s test rows: %s", len(texts), summary)
+    dev_summary = {name: round(float(r["macro_f1"]), 4) for name, r in development.items()}
+    if dev_summary:
+        log.info("macro-F1 on the human-labelled development split: %s", dev_summary)
+    return {
+        "evaluation_path": path,
+        "macro_f1": summary,
+        "dev_macro_f1": dev_summary,
+        "production": evaluation["production_ref"],
+    }
+
+
+def _development_stage(
+    p: RetrainParams, classifiers: dict[str, Any], eval_dir: str, storage: Storage
+) -> dict[str, Any]:
+    """The classifiers on the human-labelled development split (disaster messages, train/news).
+
+    The snapshot's test split is labelled by the bootstrap labeller, so it measures agreement with
+    that labeller and flatters the keyword labeller; human labels say which is right.
+    Skipped (with a warning) when ``dev_split`` is off or the corpus package is not installed.
+    """
+    if not p.dev_split:
+        return {}
+    from news_signals.corpus.sources import CorpusSourceMissing
+    from news_signals.labelling.evaluation import development_reports, disaster_dev_set
+
+    try:
+        dev = disaster_dev_set(limit=int(p.dev_limit) if p.dev_limit else None)
+    except CorpusSourceMissing as exc:
+        log.warning("no development split (%s); the gate uses the snapshot's test split only", exc)
+        return {}
+    reports = development_reports(classifiers, dev)
+    storage.write_json(posixpath.join(eval_dir, "development.json"), reports)
+    return reports
+
+
+# ---- 6. gate -------------------------------------------------------------------------------------
+def gate_stage(
+    plan: dict[str, Any], params: dict[str, Any], storage: Storage | None = None
+) -> dict[str, Any]:
+    from news_signals.retrain.gate import decide
+
+    p = RetrainParams.from_params(params)
+    storage = _storage(storage)
+    evaluation = storage.read_json(posixpath.join(plan["work_dir"], "evaluation.json"))
+    reports = evaluation["reports"]
+    decision = decide(
+        reports["candidate"],
+        reports["keywords"],
+        reports.get("production"),
+        GateThresholds.from_mapping(p.gate),
+        gold=(evaluation.get("gold") or {}).get("candidate"),
+        development=evaluation.get("development") or None,
+        force_promote=bool(p.force_promote),
+        reason=p.reason,
+        candidate_ref=evaluation["candidate_ref"],
+        production_ref=evaluation["production_ref"],
+        same_as_production=bool(evaluation.get("same_as_production")),
+    )
+    gate = {
+        **decision.to_dict(),
+        "snapshot_id": plan["snapshot_id"],
+        "evaluate_only": plan["action"] == "evaluate_only",
+    }
+    path = posixpath.join(plan["work_dir"], "gate.json")
+    storage.write_json(path, gate)
+    log.info("promotion gate\n%s", decision.table())
+    return {
+        "promote": decision.promote,
+        "decision": decision.decision,
+        "forced": decision.forced,
+        "failed_rules": decision.failed,
+        "gate_path": path,
+        "table": decision.table(),
+    }
+
+
+# ---- 7. register ---------------------------------------------------------------------------------
+def register_stage(
+    plan: dict[str, Any], params: dict[str, Any], promote: bool, storage: Storage | None = None
+) -> dict[str, Any]:
+    """Register the candidate (always) and move production only when the gate said promote."""
+    from news_signals.registry import get_registry
+
+    p = RetrainParams.from_params(params)
+    storage = _storage(storage)
+    evaluation = storage.read_json(posixpath.join(plan["work_dir"], "evaluation.json"))
+    gate = storage.read_json(posixpath.join(plan["work_dir"], "gate.json"))
+    if promote and not gate.get("promote"):
+        raise RuntimeError(
+            f"register_and_promote ran but {plan['work_dir']}/gate.json says keep; refusing to promote"
+        )
+    metrics = {**evaluation["reports"]["candidate"], "snapshot_id": plan["snapshot_id"]}
+    metrics.pop("classifier", None)
+    if evaluation.get("gold"):
+        metrics["gold"] = evaluation["gold"].get("candidate")
+    if (evaluation.get("development") or {}).get("candidate"):
+        dev = evaluation["development"]["candidate"]
+        metrics["development"] = {"macro_f1": dev["macro_f1"], "source": dev.get("source"), "rows": dev.get("rows")}
+    registry = get_registry(p.model_name)
+    job = plan["job"]
+    mv = registry.register(
+        plan["candidate_dir"],
+        metrics,
+        gate=gate,
+        description=f"snapshot {plan['snapshot_id']}; base {job['base_model']}; epochs {job['epochs']}; gate {gate['decision']}",
+    )
+    promoted = False
+    if promote:
+        current = registry.production()
+        if current is not None and current.version == mv.version:
+            log.info("%s is already production; nothing to move", mv.ref)
+        else:
+            registry.promote(mv.version, gate.get("reason") or "passed the promotion gate")
+            promoted = True
+    prod = registry.production()
+    log.info("registered %s; promoted: %s; production: %s", mv.ref, promoted, prod.ref if prod else "none")
+    return {
+        "version": mv.version,
+        "name": mv.name,
+        "promoted": promoted,
+        "production": prod.version if prod else None,
+    }

@@ -1,0 +1,177 @@
+"""The end-of-demo summary: what was stored, how the model compares, what the gate decided.
+
+Reads only what the pipelines wrote (partitions, registry, run folders, feature groups), so
+it is also a quick health view after any run: ``python -m tools.summary``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from pathlib import Path
+
+from news_signals.core.storage import Storage
+from news_signals.core.taxonomy import CATEGORIES, tag_column
+
+
+def partitions_table(storage: Storage, dates: Sequence[str] | None = None) -> str:
+    """Row counts and per-category positives for each stored daily partition."""
+    dates = list(dates) if dates else storage.partition_dates()
+    stored = set(storage.partition_dates())
+    short = {c: c[:6] for c in CATEGORIES}
+    lines = [f"{'date':<11} {'rows':>5}  " + " ".join(f"{short[c]:>6}" for c in CATEGORIES)]
+    total = 0
+    for day in dates:
+        if day not in stored:
+            lines.append(f"{day:<11} {'MISSING':>5}")
+            continue
+        df = storage.read_parquet(storage.partition_file(day))
+        total += len(df)
+        counts = [int((df[tag_column(c)] != "").sum()) for c in CATEGORIES]
+        lines.append(f"{day:<11} {len(df):>5}  " + " ".join(f"{n:>6}" for n in counts))
+    lines.append(f"{'total':<11} {total:>5}   (columns: articles with a tag in each category)")
+    return "\n".join(lines)
+
+
+def _latest_evaluation(storage: Storage) -> dict | None:
+    paths = storage.fs.glob(storage.path("runs", "*", "*", "evaluation.json"))
+    if not paths:
+        return None
+    newest = max(paths, key=lambda p: storage.fs.info(p).get("mtime", 0) or 0)
+    return storage.read_json(newest)
+
+
+def model_vs_keywords(storage: Storage) -> str:
+    """Per-category F1 of the newest candidate against the keyword labeller, on the same test rows."""
+    evaluation = _latest_evaluation(storage)
+    if not evaluation:
+        return "no evaluation found (monthly_retrain has not run)"
+    reports = evaluation["reports"]
+    names = [n for n in ("candidate", "production", "keywords") if reports.get(n)]
+    lines = [f"{'category':<15} " + " ".join(f"{n:>10}" for n in names)]
+    for c in CATEGORIES:
+        cells = [f"{reports[n]['per_category'][c]['f1']:>10.3f}" for n in names]
+        lines.append(f"{c:<15} " + " ".join(cells))
+    lines.append(f"{'macro-F1':<15} " + " ".join(f"{reports[n]['macro_f1']:>10.3f}" for n in names))
+    return "\n".join(lines)
+
+
+def development_table(storage: Storage) -> str:
+    """Per-category F1 on the human-labelled development split (monthly_retrain's evaluate)."""
+    evaluation = _latest_evaluation(storage)
+    dev = (evaluation or {}).get("development") or {}
+    if not dev:
+        return "not evaluated (dev_split off, or the corpus packages are not installed)"
+    names = [n for n in ("candidate", "production", "keywords") if dev.get(n)]
+    cats = list(dev[names[0]]["categories"])
+    lines = [f"{'category':<15} " + " ".join(f"{n:>10}" for n in names)]
+    for c in cats:
+        lines.append(f"{c:<15} " + " ".join(f"{dev[n]['categories'][c]['f1']:>10.3f}" for n in names))
+    lines.append(f"{'macro-F1':<15} " + " ".join(f"{dev[n]['macro_f1']:>10.3f}" for n in names))
+    if "keywords" in dev:
+        for name in (n for n in names if n != "keywords"):
+            lead = dev[name]["macro_f1"] - dev["keywords"]["macro_f1"]
+            ref = evaluation.get(f"{name}_ref") or name  # type: ignore[union-attr]
+            label = name if ref == name else f"{name} ({ref})"
+            lines.append(f"{label} is {'ahead of' if lead > 0 else 'behind'} the keyword labeller "
+                         f"by {abs(lead):.3f} macro-F1")
+        lines.append(f"({dev['keywords'].get('rows')} rows: {dev['keywords'].get('source')})")
+    return "\n".join(lines)
+
+
+def registry_table(model_name: str | None = None, storage: Storage | None = None) -> str:
+    from news_signals.registry import get_registry
+
+    registry = get_registry(model_name, storage=storage)
+    rows = registry.history()
+    if not rows:
+        return "no model registered"
+    lines = [f"{'version':<8} {'macro-F1':>9} {'gate':<8} {'production':<10} created"]
+    for mv in rows:
+        gate = (mv.gate or {}).get("decision", "-")
+        forced = " (forced)" if (mv.gate or {}).get("forced") else ""
+        f1 = mv.metrics.get("macro_f1")
+        lines.append(
+            f"{mv.version:<8} {f1 if f1 is None else f'{f1:.3f}':>9} {gate + forced:<8} "
+            f"{'yes' if mv.is_production else '':<10} {mv.created_at}"
+        )
+    return "\n".join(lines)
+
+
+def feature_groups(storage: Storage) -> str:
+    from news_signals.features.store import get_feature_store
+    from news_signals.features.store.base import HEADLINE_SPEC, VIBE_SPEC
+
+    store = get_feature_store(storage)
+    lines = []
+    for spec in (HEADLINE_SPEC, VIBE_SPEC):
+        try:
+            df = store.read(spec)
+        except FileNotFoundError:
+            lines.append(f"{spec.name}: empty")
+            continue
+        lines.append(f"{spec.name}: {len(df)} rows")
+        if "classifier" in df.columns:
+            for name, n in df["classifier"].value_counts().items():
+                lines.append(f"  classifier {name}: {n} rows")
+    lines.append(f"  ({store.describe()})")
+    return "\n".join(lines)
+
+
+def last_gate_table(storage: Storage) -> str:
+    paths = storage.fs.glob(storage.path("runs", "*", "*", "gate.json"))
+    if not paths:
+        return "no gate decision yet"
+    newest = max(paths, key=lambda p: storage.fs.info(p).get("mtime", 0) or 0)
+    gate = storage.read_json(newest)
+    head = f"{'rule':<28} {'value':>8} {'threshold':>9}  result"
+    lines = [head]
+    for r in gate["rules"]:
+        value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        thr = "-" if r["threshold"] is None else f"{r['threshold']:.4f}"
+        lines.append(f"{r['name']:<28} {value:>8} {thr:>9}  {'PASS' if r['passed'] else 'FAIL'}")
+    forced = f" (FORCED: {gate.get('reason')})" if gate.get("forced") else ""
+    lines.append(f"decision: {gate['decision'].upper()}{forced}")
+    lines.append(f"  candidate {gate.get('candidate')}, production before: {gate.get('production') or 'none'}")
+    lines.append(f"  gate.json: {posixpath.dirname(newest)}/gate.json")
+    return "\n".join(lines)
+
+
+def demo_summary(home: str | None = None, airflow_home: Path | None = None, backfill: Sequence[str] = ()) -> str:
+    storage = Storage(home)
+    parts = [
+        "Daily partitions (articles/):",
+        partitions_table(storage, backfill or None),
+        "",
+        "Model against keywords on the human-labelled development split (F1 per category):",
+        development_table(storage),
+        "",
+        "Model against keywords on the snapshot's test split (bootstrap labels, F1 per category):",
+        model_vs_keywords(storage),
+        "",
+        "Last promotion gate:",
+        last_gate_table(storage),
+        "",
+        "Model registry:",
+        registry_table(storage=storage),
+        "",
+        "Feature groups:",
+        feature_groups(storage),
+        "",
+        "Where to look:",
+        f"  data root        {storage.root}",
+        f"  partitions       {storage.path('articles')}",
+        f"  registry         {storage.path('registry')}",
+        f"  features         {storage.path('features')}",
+        f"  quarantine       {storage.path('quarantine')}",
+    ]
+    if airflow_home:
+        parts += [
+            f"  Airflow logs     {airflow_home / 'logs'}",
+            "  Airflow UI       make ui   (then http://localhost:8080)",
+        ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(demo_summary())
