@@ -45,7 +45,7 @@ def test_minilm_fine_tunes_on_keyword_labels_and_reports(tmp_path):
     clf = ModelClassifier.from_dir(out, threads=1)
     test = read_split(snapshot, "test")
     result = evaluate_many(
-        {"model": clf, "keywords": __import__("news_signals.labelling.classifiers").classifiers.keyword_classifier()},
+        {"model": clf, "keywords": __import__("news_signals.labelling.classifiers", fromlist=["keyword_classifier"]).keyword_classifier()},
         list(test["text"]),
         truth_signals(test),
         out_dir=tmp_path / "eval",
