@@ -34,6 +34,7 @@ GATE_KEYS = (
     "keyword_margin",
     "min_gain",
     "tolerance",
+    "min_latency_gain",
     "latency_p95_budget_ms",
     "per_category_floors",
     "gold_min_macro_f1",
