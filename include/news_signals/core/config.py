@@ -42,6 +42,21 @@ class Settings:
     )
     # Model registry / feature store
     model_name: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_MODEL_NAME", DEFAULT_MODEL_NAME))
+    # LLM labeller (an OpenAI-compatible endpoint; the news_signals_llm connection takes precedence)
+    llm_url: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_URL", ""))  # base URL ending in /v1
+    llm_model: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_MODEL", ""))
+    llm_api_key: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_API_KEY", ""), repr=False)  # secret
+    llm_rps: float = field(default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_LLM_RPS", "4")))  # 0 = unlimited
+    llm_workers: int = field(default_factory=lambda: int(os.environ.get("NEWS_SIGNALS_LLM_WORKERS", "4")))
+    llm_timeout_s: float = field(default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_LLM_TIMEOUT", "60")))  # per request
+    llm_retries: int = field(default_factory=lambda: int(os.environ.get("NEWS_SIGNALS_LLM_RETRIES", "4")))  # per request
+    llm_price_prompt_per_1k: float = field(  # price per 1,000 prompt tokens, for the cost counter
+        default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_LLM_PRICE_PROMPT_PER_1K", "0"))
+    )
+    llm_price_completion_per_1k: float = field(
+        default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_LLM_PRICE_COMPLETION_PER_1K", "0"))
+    )
+    llm_cache_dir: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_CACHE_DIR", ""))  # default $HOME/cache/llm
 
     @classmethod
     def from_env(cls) -> Settings:
