@@ -108,7 +108,7 @@ def test_registry_down_is_shown_not_500(ns_home):
 
 
 def test_airflow_plugin_mounts_the_app(registry_home, monkeypatch):
-    """The plugin as the api-server loads it: plugins_manager → init_plugins mounts it at /model-history."""
+    """The plugin as the api-server loads it: plugins_manager → init_plugins mounts it at /model-history, login required."""
     from airflow import plugins_manager
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -126,9 +126,11 @@ def test_airflow_plugin_mounts_the_app(registry_home, monkeypatch):
     api = FastAPI()
     init_plugins(api)
     client = TestClient(api)
-    resp = client.get("/model-history/")
-    assert resp.status_code == 200 and 'id="v4"' in resp.text
-    assert client.get("/model-history/api/history").json()["production_version"] == 4
+    # mounted, and closed to anonymous callers (logged-in access: tests/test_auth_plugin.py)
+    for path in ("/model-history/", "/model-history/api/history"):
+        resp = client.get(path)
+        assert resp.status_code == 401, (path, resp.status_code)
+        assert 'id="v4"' not in resp.text and "production_version" not in resp.text
 
 
 def test_page_renders_in_headless_chromium(registry_home, tmp_path):

@@ -3,6 +3,8 @@
 ``create_app()`` serves ``/`` (HTML: versions, metrics, gate decisions, inline SVG charts),
 ``/api/history`` (the same data as JSON) and ``/healthz``. Links are relative, so the app works
 at the root (``python -m news_signals.ops.web``) and under the api-server's ``/model-history`` prefix.
+Mounted in Airflow, every route needs an Airflow login (``login_required=True``, see ``auth.py``);
+standalone it has no login and therefore listens on loopback only.
 """
 
 from __future__ import annotations
@@ -35,12 +37,32 @@ def render_page(history: History) -> str:
     )
 
 
-def create_app(model_name: str | None = None, registry_factory: Callable[[str | None], Any] | None = None):
-    """A FastAPI app reading the registry on every request (the page is small; history changes monthly)."""
+def create_app(
+    model_name: str | None = None,
+    registry_factory: Callable[[str | None], Any] | None = None,
+    *,
+    login_required: bool = False,
+):
+    """A FastAPI app reading the registry on every request (the page is small; history changes monthly).
+
+    ``login_required``: every route first asks Airflow's auth manager (the plugin sets it; the api-server
+    does not authenticate plugin apps itself).
+    """
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    app = FastAPI(title="news-signals model history", docs_url=None, redoc_url=None, openapi_url=None)
+    dependencies = []
+    if login_required:
+        from news_signals.ops.web.auth import airflow_login
+
+        dependencies.append(airflow_login())
+    app = FastAPI(
+        title="news-signals model history",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=dependencies,
+    )
 
     def _load() -> History:
         return load_history(model_name, registry_factory)
