@@ -171,8 +171,7 @@ def test_replay_server_command_serves_until_terminated():
         [
             sys.executable,
             "-m",
-            "news_signals",
-            "replay-server",
+            "tools.gdelt_replay",
             "--port",
             "0",
             "--start-date",
