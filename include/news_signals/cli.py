@@ -14,6 +14,7 @@ import sys
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("news_signals.commands.classify", "classify a JSON Lines file of articles"),
+    "label": ("news_signals.commands.label", "label a JSON Lines file with keywords, hybrid or an LLM"),
     "fetch": ("news_signals.commands.fetch", "fetch one day of GDELT articles"),
     "ingest-day": ("news_signals.commands.ingest_day", "fetch, label, validate and publish one day"),
     "snapshot": ("news_signals.commands.snapshot", "build a training snapshot from daily partitions"),
