@@ -4,8 +4,10 @@
 Keeps the classifier fresh without ever making production worse:
 
 1. **snapshot**: the last `lookback_days` of daily partitions ending at the logical date (or
-   `end_date`), relabelled (`labeller`), near-duplicates removed (TF-IDF), balanced, split
-   train/val/test stratified by primary category → `snapshots/<id>/` with `manifest.json`.
+   `end_date`), relabelled (`labeller`), held-out human-labelled articles removed, training-part
+   human labels applied over the bootstrap labels (`human_labels`, `human_weight`), near-duplicates
+   removed (TF-IDF), balanced, split train/val/test stratified by primary category →
+   `snapshots/<id>/` with `manifest.json`.
    The id hashes data + parameters: a re-run of the same month reuses the same snapshot.
 2. **validate_snapshot**: Great Expectations: labelled rows per category in train, no
    `article_id` / normalised title shared between splits, label-distribution shift (KL) against
@@ -14,13 +16,15 @@ Keeps the classifier fresh without ever making production worse:
    **train_local** (the same CLI as a subprocess). Backend: Param `trainer_backend`, else
    `NEWS_SIGNALS_TRAINER_BACKEND`, else docker when a Docker daemon is configured. A complete
    candidate from an earlier attempt of the same run is reused; `evaluate_only` skips training.
-4. **evaluate**: candidate, keyword labeller and current production model on the snapshot's test
-   split, on the human-labelled development split (`dev_split`; disaster messages train/news,
-   4 categories) and on the optional human-labelled `gold_file`.
-5. **gate**: every rule must hold (macro-F1 floor, beat keywords by a margin on the development
-   split when it was scored, else on the test split, beat production by
-   `min_gain` or tie within `tolerance` while faster, p95 latency budget, optional per-category
-   floors); the table is in this task's log and `gate.json`. `force_promote` + `reason` overrides.
+4. **evaluate**: candidate, keyword labeller and current production model on the **held-out human
+   labels** (the labels store's hash-split held-out part; per category, with row counts and paired
+   bootstrap intervals), on the snapshot's test split (agreement with bootstrap labels, latency) and
+   on the optional human-labelled `gold_file`.
+5. **gate**: every rule must hold, judged on the held-out human labels (macro-F1 floor, beat
+   keywords by `keyword_margin`, beat production with the interval's lower bound above
+   `min_interval_low`, or tie within `tolerance` while faster, p95 latency budget, optional
+   per-category floors); categories with fewer than `heldout_min_rows` held-out rows are reported,
+   not gated. The table is in this task's log and `gate.json`. `force_promote` + `reason` overrides.
 6. **register_and_promote** or **register_only**: every candidate becomes a new immutable registry
    version with its metrics and gate report; production moves only on the promote branch.
    Identical files are never registered twice (a re-run returns the existing version).
@@ -90,8 +94,15 @@ def _run_context() -> tuple[dict[str, Any], str]:
         ),
         "labeller": Param(
             "auto",
-            enum=["auto", "hybrid", "keywords", "partition"],
-            description="relabel the snapshot with: auto (hybrid when installed), hybrid, keywords (fast), or keep the partition labels",
+            enum=["auto", "hybrid", "keywords", "partition", "llm"],
+            description="relabel the snapshot with: auto (hybrid when installed), hybrid, keywords (fast), "
+            "llm (the news_signals_llm connection or NEWS_SIGNALS_LLM_URL; docs/LLM.md), or keep the partition labels",
+        ),
+        "llm_fallback": Param(
+            False,
+            type="boolean",
+            description="with labeller llm: when the endpoint is down at the start, relabel with hybrid "
+            "(recorded in the manifest) instead of failing",
         ),
         "sample_size": Param(
             None,
@@ -141,14 +152,29 @@ def _run_context() -> tuple[dict[str, Any], str]:
             type=["null", "string"],
             description="optional human-labelled JSON Lines (text or title, signals) to evaluate on as well",
         ),
-        "dev_split": Param(
+        "human_labels": Param(
             True,
             type="boolean",
-            description="also score on the human-labelled development split (disaster messages, "
-            "train/news, 4 categories); the gate's keyword rule then uses it",
+            description="train with the training part of the human labels (they override bootstrap labels); "
+            "held-out human labels never reach the snapshot either way",
         ),
-        "dev_limit": Param(
-            None, type=["null", "integer"], minimum=100, description="only the first N development rows"
+        "human_weight": Param(
+            2.0, type="number", exclusiveMinimum=0, description="loss weight of a human label (bootstrap: its confidence)"
+        ),
+        "heldout_min_rows": Param(
+            50,
+            type="integer",
+            minimum=1,
+            description="held-out human-labelled rows a category needs to be gated (fewer: reported only)",
+        ),
+        "bootstrap_samples": Param(
+            1000, type="integer", minimum=100, description="resamples for the gate's paired confidence intervals"
+        ),
+        "min_interval_low": Param(
+            None,
+            type=["null", "number"],
+            description="gate: lower bound of the candidate-minus-production interval on held-out human "
+            "labels must exceed this (default 0.0)",
         ),
         "min_macro_f1": Param(
             None, type=["null", "number"], description="gate: candidate macro-F1 floor (default 0.30)"

@@ -79,18 +79,21 @@ def test_thresholds_from_params_are_checked():
         GateThresholds.from_mapping({"min_gain": "lots"})
 
 
-def test_keyword_rule_prefers_the_human_labelled_development_split():
+def test_keyword_rule_prefers_heldout_human_labels():
     """The test split is labelled by the bootstrap labeller (keywords look great there); humans decide."""
-    dev = {"candidate": {"macro_f1": 0.64, "rows": 10450}, "keywords": {"macro_f1": 0.60}}
+    def human(cand: float, kw: float) -> dict:
+        reports = {"candidate": {"macro_f1": cand, "categories": {}}, "keywords": {"macro_f1": kw, "categories": {}}}
+        return {"rows": 3100, "gated_categories": ["emergencies"], "reports": reports, "intervals": {},
+                "rows_per_category": {"emergencies": {"known": 3100, "present": 250}}}
+
     on_test_only = decide(report(0.55), report(0.90), None)
-    assert on_test_only.failed == ["beats_keywords"] and "snapshot test split" in on_test_only.rules[1].detail
-    with_dev = decide(report(0.55), report(0.90), None, development=dev)
-    rule = with_dev.rules[1]
-    assert with_dev.promote and rule.value == 0.64 and rule.threshold == 0.60
-    assert "human-labelled development split (10450 rows)" in rule.detail
-    behind = decide(report(0.95), report(0.50), None, development={**dev, "candidate": {"macro_f1": 0.58}})
-    assert behind.failed == ["beats_keywords"]
-    margin = decide(report(0.55), report(0.90), None, GateThresholds(keyword_margin=0.05), development=dev)
+    assert on_test_only.failed == ["beats_keywords"] and "agreement with bootstrap labels" in on_test_only.evidence
+    with_human = decide(report(0.55), report(0.90), None, heldout=human(0.64, 0.60))
+    rule = with_human.rules[1]
+    assert with_human.promote and rule.value == 0.64 and rule.threshold == 0.60
+    assert "held-out human labels (3100 rows" in with_human.evidence
+    assert decide(report(0.95), report(0.50), None, heldout=human(0.58, 0.60)).failed == ["beats_keywords"]
+    margin = decide(report(0.55), report(0.90), None, GateThresholds(keyword_margin=0.05), heldout=human(0.64, 0.60))
     assert margin.failed == ["beats_keywords"]
 
 
@@ -160,7 +163,6 @@ PARAMS = {
     "min_macro_f1": 0.0,
     "latency_p95_budget_ms": 60000,
     "latency_samples": 5,
-    "dev_limit": 300,
 }
 
 
@@ -182,9 +184,8 @@ def run_gate(models, name, monkeypatch, **params):
     }
     p = {**PARAMS, **params}
     retrain.evaluate_stage(plan, p, storage)
-    dev = json.loads(Path(posixpath.join(work, "evaluation.json")).read_text())["development"]
-    assert {"candidate", "keywords"} <= set(dev) and dev["candidate"]["rows"] == 300
-    assert set(dev["candidate"]["categories"]) == {"emergencies", "weather_wet", "weather_temp", "transportation"}
+    evaluation = json.loads(Path(posixpath.join(work, "evaluation.json")).read_text())
+    assert evaluation["heldout"] is None  # no human labels in this store: the gate says it judged agreement
     gate = retrain.gate_stage(plan, p, storage)
     registered = retrain.register_stage(plan, p, promote=gate["promote"], storage=storage)
     saved = json.loads(Path(posixpath.join(work, "gate.json")).read_text())

@@ -1,63 +1,27 @@
-"""Decide promotion from evaluation reports (evaluate's report.json files) and write gate.json.
+"""Decide promotion for a retrain run directory (``runs/<snapshot>/<key>``) and write its gate.json.
 
-Exit status 0 = promote, 3 = keep, so scripts can branch on it.
+The same stage function as monthly_retrain's ``gate`` task, on the same evaluation.json, so the
+same inputs give the same decision. Thresholds are the DAG's gate Params. Exit 0 = promote, 3 = keep.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+
+from news_signals.commands._retrain_args import add_param_arguments, params_from_args
 
 KEEP_EXIT = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--candidate", required=True, help="the candidate's report.json")
-    parser.add_argument("--keywords", required=True, help="the keyword labeller's report.json")
-    parser.add_argument("--production", help="the production model's report.json (omit for the first model)")
-    parser.add_argument("--gold", help="the candidate's report.json on the gold file")
-    parser.add_argument(
-        "--thresholds", help="JSON object overriding gate thresholds, e.g. '{\"min_gain\": 0.01}'"
-    )
-    parser.add_argument("--out", help="where to write gate.json")
-    parser.add_argument("--force-promote", action="store_true")
-    parser.add_argument("--reason", default="", help="required with --force-promote")
-
-
-def _read(path: str | None, what: str) -> dict | None:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"{what} report {p} does not exist; run `python -m news_signals evaluate` first"
-        )
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} report {p} is not JSON: {exc.msg}") from exc
+    parser.add_argument("--run", required=True, help="the run directory (printed by `retrain`, in the DAG's logs)")
+    add_param_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.retrain.gate import GateThresholds, decide
+    from news_signals.retrain.pipeline import gate_stage, load_plan, run_params
 
-    try:
-        overrides = json.loads(args.thresholds) if args.thresholds else {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--thresholds is not a JSON object: {exc.msg}") from exc
-    decision = decide(
-        _read(args.candidate, "candidate"),
-        _read(args.keywords, "keywords"),
-        _read(args.production, "production"),
-        GateThresholds.from_mapping(overrides),
-        gold=_read(args.gold, "gold"),
-        force_promote=args.force_promote,
-        reason=args.reason,
-    )
-    print(decision.table())
-    if args.out:
-        from news_signals.core.storage import Storage
-
-        Storage(str(Path(args.out).parent)).write_json(str(Path(args.out).resolve()), decision.to_dict())
-    return 0 if decision.promote else KEEP_EXIT
+    plan = load_plan(args.run)
+    decision = gate_stage(plan, run_params(plan, params_from_args(args)))
+    print(decision["table"])
+    return 0 if decision["promote"] else KEEP_EXIT

@@ -1,24 +1,27 @@
 """The promotion gate: a retrained model reaches production only when every rule holds.
 
-Rules (thresholds in :class:`GateThresholds`, overridable per run):
+Quality is judged on the **held-out human labels** (``retrain.heldout``): the snapshot's test split
+is labelled by the bootstrap labeller, so a score there is agreement with that labeller, and it is
+used only when no held-out human labels exist yet (the table says so). Rules (thresholds in
+:class:`GateThresholds`, overridable per run):
 
 1. ``macro_f1_floor``      candidate macro-F1 >= ``min_macro_f1``
-2. ``beats_keywords``      candidate macro-F1 >= keyword labeller macro-F1 + ``keyword_margin``,
-                           on the human-labelled development split when it was evaluated (the
-                           snapshot's test split is labelled by the bootstrap labeller, which
-                           flatters the keyword labeller), else on the test split
-3. ``vs_production``       (only when a production model exists) candidate >= production +
-                           ``min_gain``, OR candidate >= production - ``tolerance`` AND its p95
-                           latency is at least ``min_latency_gain`` (a fraction) lower: an equally
-                           good but clearly faster model is worth promoting. A candidate whose files
-                           are the production model's own (a re-run) always fails this rule.
-4. ``latency_budget``      candidate p95 latency (ms for one text, as evaluate() measures it) <= ``latency_p95_budget_ms``
+2. ``beats_keywords``      candidate macro-F1 >= keyword labeller macro-F1 + ``keyword_margin``
+                           (with the paired bootstrap interval of the difference, for the record)
+3. ``vs_production``       (only when a production model exists) the lower bound of the paired
+                           bootstrap interval of candidate minus production > ``min_interval_low``
+                           (on held-out human labels; on the test split, the point gain >= ``min_gain``),
+                           OR candidate >= production - ``tolerance`` AND its p95 latency is at least
+                           ``min_latency_gain`` (a fraction) lower: an equally good but clearly faster
+                           model is worth promoting. A candidate whose files are the production
+                           model's own (a re-run) always fails this rule.
+4. ``latency_budget``      candidate p95 latency (ms for one text) <= ``latency_p95_budget_ms``
 5. ``f1_floor:<category>`` optional per-category F1 floors
 6. ``gold_floor``          optional: macro-F1 on the human-labelled gold file >= ``gold_min_macro_f1``
 
-All other metrics come from the same evaluation run on the snapshot's test split, so candidate and
-production latencies are measured on the same machine. ``force_promote`` with a non-empty
-reason promotes regardless; the failed rules and the reason are recorded.
+Categories with too few held-out rows are listed as reported, not gated. Latencies come from the
+same evaluation run, so candidate and production are timed on the same machine. ``force_promote``
+with a non-empty reason promotes regardless; the failed rules and the reason are recorded.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class GateThresholds:
     min_gain: float = 0.005
     tolerance: float = 0.005
     min_latency_gain: float = 0.10
+    min_interval_low: float = 0.0  # vs_production: lower bound of the candidate-minus-production interval
     latency_p95_budget_ms: float = 1000.0
     per_category_floors: dict[str, float] = field(default_factory=dict)
     gold_min_macro_f1: float | None = None
@@ -66,6 +70,7 @@ class GateThresholds:
             "min_gain",
             "tolerance",
             "min_latency_gain",
+            "min_interval_low",
             "latency_p95_budget_ms",
         ):
             try:
@@ -97,6 +102,8 @@ class GateDecision:
     reason: str = ""
     candidate: str = ""
     production: str | None = None
+    evidence: str = "test split (agreement with bootstrap labels)"
+    heldout: dict[str, Any] | None = None  # per-category rows and F1, intervals (when human labels exist)
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -125,11 +132,39 @@ class GateDecision:
         lines.append(
             f"decision: {verdict}  candidate={self.candidate} production={self.production or 'none'}"
         )
+        lines.append(f"judged on: {self.evidence}")
+        if self.heldout:
+            lines += ["", heldout_table(self.heldout)]
         return "\n".join(lines)
 
 
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
+
+
+def _interval(iv: dict[str, Any] | None) -> str:
+    if not iv or iv.get("delta") is None:
+        return "no interval"
+    return f"{iv['delta']:+.4f} [{iv['low']:+.4f}, {iv['high']:+.4f}] ({int(iv['confidence'] * 100)}% paired bootstrap)"
+
+
+def heldout_table(heldout: dict[str, Any]) -> str:
+    """Per-category F1 on the held-out human labels, rows per category, and which are gated."""
+    reports = heldout.get("reports") or {}
+    names = [n for n in ("candidate", "production", "keywords") if n in reports]
+    head = f"{'held-out human labels':<16} {'rows':>6} {'present':>7} " + " ".join(f"{n:>10}" for n in names) + "  gated"
+    lines = [head, "-" * len(head)]
+    for c, n in (heldout.get("rows_per_category") or {}).items():
+        if not n.get("known"):
+            continue
+        f1s = " ".join(f"{_fmt((reports[x]['categories'].get(c) or {}).get('f1')):>10}" for x in names)
+        gated = "yes" if c in heldout.get("gated_categories", []) else "no (too few rows)"
+        lines.append(f"{c:<16} {n['known']:>6} {n['present']:>7} {f1s}  {gated}")
+    macro = " ".join(f"{_fmt(reports[x].get('macro_f1')):>10}" for x in names)
+    lines.append(f"{'macro-F1':<16} {heldout.get('rows', 0):>6} {'':>7} {macro}")
+    for key, iv in (heldout.get("intervals") or {}).items():
+        lines.append(f"{key}: {_interval(iv)}")
+    return "\n".join(lines)
 
 
 def _macro(report: dict[str, Any] | None, who: str) -> float:
@@ -153,40 +188,55 @@ def decide(
     production: dict[str, Any] | None = None,
     thresholds: GateThresholds | None = None,
     *,
+    heldout: dict[str, Any] | None = None,
     gold: dict[str, Any] | None = None,
-    development: dict[str, dict[str, Any]] | None = None,
     force_promote: bool = False,
     reason: str = "",
     candidate_ref: str = "candidate",
     production_ref: str | None = None,
     same_as_production: bool = False,
 ) -> GateDecision:
-    """Apply every rule to evaluate() reports; ``force_promote`` needs a reason."""
+    """Apply every rule to evaluate() reports (and the held-out human reports); ``force_promote`` needs a reason."""
     t = thresholds or GateThresholds()
     if force_promote and not (reason or "").strip():
         raise ValueError("force_promote needs a reason (Param 'reason'): it is recorded in gate.json")
-    cand, kw = _macro(candidate, "candidate"), _macro(keyword, "keyword baseline")
     cand_p95 = _p95(candidate)
-    kw_cand, kw_base, where = cand, kw, "snapshot test split (bootstrap labels)"
-    if development and development.get("candidate") and development.get("keywords"):
-        kw_cand = _macro(development["candidate"], "candidate (development split)")
-        kw_base = _macro(development["keywords"], "keyword baseline (development split)")
-        rows = development["candidate"].get("rows")
-        where = f"human-labelled development split{f' ({rows} rows)' if rows else ''}"
+    human = _usable_heldout(heldout)
+    if human:
+        reports = human["reports"]
+        cand = _macro(reports["candidate"], "candidate (held-out human labels)")
+        kw = _macro(reports["keywords"], "keyword baseline (held-out human labels)")
+        prod = _macro(reports["production"], "production (held-out human labels)") if production else None
+        intervals = human.get("intervals") or {}
+        gated = ", ".join(human["gated_categories"])
+        evidence = f"held-out human labels ({human['rows']} rows; gated categories: {gated})"
+    else:
+        cand, kw = _macro(candidate, "candidate"), _macro(keyword, "keyword baseline")
+        prod = _macro(production, "production") if production is not None else None
+        intervals = {}
+        evidence = "snapshot test split: agreement with bootstrap labels (no held-out human labels yet; import some)"
     rules = [
         Rule("macro_f1_floor", cand >= t.min_macro_f1, cand, t.min_macro_f1),
         Rule(
             "beats_keywords",
-            kw_cand >= kw_base + t.keyword_margin,
-            kw_cand,
-            kw_base + t.keyword_margin,
-            f"keywords {kw_base:.4f} + margin {t.keyword_margin} on the {where}",
+            cand >= kw + t.keyword_margin,
+            cand,
+            kw + t.keyword_margin,
+            f"keywords {kw:.4f} + margin {t.keyword_margin}; candidate-keywords "
+            + _interval(intervals.get("candidate-keywords")),
         ),
     ]
-    if production is not None:
-        prod = _macro(production, "production")
+    if production is not None and prod is not None:
         prod_p95 = _p95(production)
-        gain_ok = cand >= prod + t.min_gain
+        iv = intervals.get("candidate-production")
+        if human and iv and iv.get("low") is not None:
+            gain_ok = iv["low"] > t.min_interval_low
+            gain_detail = f"candidate-production {_interval(iv)}; needs lower bound > {t.min_interval_low}"
+            value, threshold = iv["low"], t.min_interval_low
+        else:
+            gain_ok = cand >= prod + t.min_gain
+            gain_detail = f"gain {cand - prod:+.4f} (min {t.min_gain})"
+            value, threshold = cand, prod + t.min_gain
         faster = (
             cand_p95 is not None and prod_p95 is not None and cand_p95 <= prod_p95 * (1 - t.min_latency_gain)
         )
@@ -194,13 +244,14 @@ def decide(
         if same_as_production:
             ok, detail = False, "the candidate is the production model itself (same files)"
         elif gain_ok or not tie_ok:
-            ok, detail = gain_ok, f"gain {cand - prod:+.4f} (min {t.min_gain})"
+            ok, detail = gain_ok, gain_detail
         else:
             ok, detail = (
                 True,
-                f"within {t.tolerance} of production and faster (p95 {cand_p95:.1f} vs {prod_p95:.1f} ms)",
+                f"within {t.tolerance} of production and faster (p95 {cand_p95:.1f} vs {prod_p95:.1f} ms, "
+                f"needs {t.min_latency_gain:.0%} faster)",
             )
-        rules.append(Rule("vs_production", ok, cand, prod + t.min_gain, detail))
+        rules.append(Rule("vs_production", ok, value, threshold, detail))
     else:
         rules.append(Rule("vs_production", True, cand, None, "no production model yet (first model)"))
     rules.append(
@@ -212,7 +263,7 @@ def decide(
             "p95 ms" if cand_p95 is not None else "latency was not measured",
         )
     )
-    per_cat = candidate.get("per_category") or {}
+    per_cat = human["reports"]["candidate"]["categories"] if human else (candidate.get("per_category") or {})
     for cat, floor in sorted(t.per_category_floors.items()):
         f1 = (per_cat.get(cat) or {}).get("f1")
         rules.append(Rule(f"f1_floor:{cat}", f1 is not None and float(f1) >= floor, f1, floor))
@@ -240,4 +291,14 @@ def decide(
         ),
         candidate=candidate_ref,
         production=production_ref,
+        evidence=evidence,
+        heldout=human,
     )
+
+
+def _usable_heldout(heldout: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The held-out reports when they exist and at least one category has enough rows to gate."""
+    if not heldout or not heldout.get("gated_categories"):
+        return None
+    reports = heldout.get("reports") or {}
+    return heldout if "candidate" in reports and "keywords" in reports else None

@@ -29,12 +29,15 @@ from news_signals.retrain.gate import GateThresholds
 
 log = logging.getLogger(__name__)
 
+PLAN_FILE = "plan.json"
+
 GATE_KEYS = (
     "min_macro_f1",
     "keyword_margin",
     "min_gain",
     "tolerance",
     "min_latency_gain",
+    "min_interval_low",
     "latency_p95_budget_ms",
     "per_category_floors",
     "gold_min_macro_f1",
@@ -54,13 +57,16 @@ class RetrainParams:
     lookback_days: int = 30
     seed: int = 13
     labeller: str = "auto"
+    llm_fallback: bool = False  # labeller llm with its endpoint down at the start: relabel with hybrid (recorded)
     trainer_backend: str = "auto"
     dedupe_threshold: float = 0.9
     min_rows_per_category: int = 5
     max_label_shift_kl: float = 0.5
     gold_file: str | None = None
-    dev_split: bool = True  # also score on the human-labelled development split (see evaluate_stage)
-    dev_limit: int | None = None  # only its first N rows (quick runs)
+    human_labels: bool = True  # training-part human labels override bootstrap labels in the snapshot
+    human_weight: float = 2.0  # their loss weight
+    heldout_min_rows: int = 50  # labelled held-out rows a category needs to be gated (else reported)
+    bootstrap_samples: int = 1000  # resamples for the gate's paired confidence intervals
     force_promote: bool = False
     reason: str = ""
     threads: int | None = None
@@ -110,6 +116,9 @@ def snapshot_stage(
             dedupe_threshold=float(p.dedupe_threshold),
             min_rows_per_category=int(p.min_rows_per_category),
             seed=int(p.seed),
+            human_labels=bool(p.human_labels),
+            human_weight=float(p.human_weight),
+            llm_fallback=bool(p.llm_fallback),
         ),
         _storage(storage),
     )
@@ -119,8 +128,10 @@ def snapshot_stage(
         "snapshot_path": result.path,
         "counts": m["counts"],
         "labeller": m["labeller"],
+        "labeller_stats": m.get("labeller_stats"),  # the LLM's requests, cache hits, failures, tokens, cost
         "reused": result.reused,
         "disagreements": m.get("disagreements", {}).get("rows", 0),
+        "human_labels": {k: v for k, v in (m.get("human_labels") or {}).items() if k in ("matched_rows", "heldout_excluded", "heldout_articles")},
     }
 
 
@@ -206,8 +217,27 @@ def plan_stage(snapshot_id: str, params: dict[str, Any], storage: Storage | None
     }
     if action == "docker":
         storage.fs.makedirs(candidate, exist_ok=True)  # a bind mount source must exist
+    plan["params"] = json.loads(json.dumps(dict(params or {}), default=str))  # what the later stages ran with
+    storage.write_json(posixpath.join(work, PLAN_FILE), plan)  # the CLI's `--run DIR` reads it back
     log.info("retrain plan: %s (work dir %s)", action, work)
     return plan
+
+
+def run_params(plan: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Params a run was planned with, with the caller's overrides on top."""
+    return {**(plan.get("params") or {}), **(overrides or {})}
+
+
+def load_plan(run_dir: str, storage: Storage | None = None) -> dict[str, Any]:
+    """The plan a run directory was made with, so a CLI step acts on exactly what the DAG did."""
+    storage = _storage(storage)
+    path = posixpath.join(str(run_dir), PLAN_FILE)
+    if not storage.fs.exists(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: --run takes a run directory made by `retrain` or monthly_retrain "
+            "(runs/<snapshot_id>/<train_key>/ under NEWS_SIGNALS_HOME)"
+        )
+    return storage.read_json(path)
 
 
 def _valid_candidate(path: str) -> bool:
@@ -288,7 +318,7 @@ def evaluate_stage(
             )
             for name, clf in classifiers.items()
         }
-    development = _development_stage(p, classifiers, eval_dir, storage)
+    heldout = _heldout_stage(p, classifiers, eval_dir, storage)
     evaluation = {
         "snapshot_id": plan["snapshot_id"],
         "test_rows": len(texts),
@@ -300,44 +330,43 @@ def evaluate_stage(
         "reports": reports,
         "gold": gold,
         "gold_file": p.gold_file,
-        "development": development,
+        "heldout": heldout,
     }
     path = posixpath.join(plan["work_dir"], "evaluation.json")
     storage.write_json(path, evaluation)
     summary = {name: round(float(r["macro_f1"]), 4) for name, r in reports.items()}
     log.info("macro-F1 on %s test rows: %s", len(texts), summary)
-    dev_summary = {name: round(float(r["macro_f1"]), 4) for name, r in development.items()}
-    if dev_summary:
-        log.info("macro-F1 on the human-labelled development split: %s", dev_summary)
+    human = {name: round(float(r["macro_f1"]), 4) for name, r in (heldout or {}).get("reports", {}).items()}
+    if human:
+        log.info("macro-F1 on %s held-out human-labelled rows: %s", heldout["rows"], human)
+    else:
+        log.warning("no held-out human labels: the gate falls back to agreement with bootstrap labels")
     return {
         "evaluation_path": path,
-        "macro_f1": summary,
-        "dev_macro_f1": dev_summary,
+        "agreement_macro_f1": summary,
+        "heldout_macro_f1": human,
         "production": evaluation["production_ref"],
     }
 
 
-def _development_stage(
+def _heldout_stage(
     p: RetrainParams, classifiers: dict[str, Any], eval_dir: str, storage: Storage
-) -> dict[str, Any]:
-    """The classifiers on the human-labelled development split (disaster messages, train/news).
+) -> dict[str, Any] | None:
+    """The classifiers on the held-out human labels, with paired intervals (``retrain.heldout``)."""
+    from news_signals.retrain.heldout import heldout_reports, load_heldout, presence
 
-    The snapshot's test split is labelled by the bootstrap labeller, so it measures agreement with
-    that labeller and flatters the keyword labeller; human labels say which is right.
-    Skipped (with a warning) when ``dev_split`` is off or the corpus package is not installed.
-    """
-    if not p.dev_split:
-        return {}
-    from news_signals.corpus.sources import CorpusSourceMissing
-    from news_signals.labelling.evaluation import development_reports, disaster_dev_set
-
-    try:
-        dev = disaster_dev_set(limit=int(p.dev_limit) if p.dev_limit else None)
-    except CorpusSourceMissing as exc:
-        log.warning("no development split (%s); the gate uses the snapshot's test split only", exc)
-        return {}
-    reports = development_reports(classifiers, dev)
-    storage.write_json(posixpath.join(eval_dir, "development.json"), reports)
+    held = load_heldout(storage)
+    if held is None:
+        return None
+    predictions = {name: presence(clf.classify_texts(held.texts)) for name, clf in classifiers.items()}
+    reports = heldout_reports(
+        predictions,
+        held,
+        min_rows=int(p.heldout_min_rows),
+        samples=int(p.bootstrap_samples),
+        seed=int(p.seed),
+    )
+    storage.write_json(posixpath.join(eval_dir, "heldout.json"), reports)
     return reports
 
 
@@ -357,7 +386,7 @@ def gate_stage(
         reports.get("production"),
         GateThresholds.from_mapping(p.gate),
         gold=(evaluation.get("gold") or {}).get("candidate"),
-        development=evaluation.get("development") or None,
+        heldout=evaluation.get("heldout"),
         force_promote=bool(p.force_promote),
         reason=p.reason,
         candidate_ref=evaluation["candidate_ref"],
@@ -401,9 +430,17 @@ def register_stage(
     metrics.pop("classifier", None)
     if evaluation.get("gold"):
         metrics["gold"] = evaluation["gold"].get("candidate")
-    if (evaluation.get("development") or {}).get("candidate"):
-        dev = evaluation["development"]["candidate"]
-        metrics["development"] = {"macro_f1": dev["macro_f1"], "source": dev.get("source"), "rows": dev.get("rows")}
+    heldout = evaluation.get("heldout") or {}
+    if heldout.get("reports", {}).get("candidate"):
+        cand = heldout["reports"]["candidate"]
+        metrics["heldout"] = {
+            "macro_f1": cand["macro_f1"],
+            "rows": heldout["rows"],
+            "gated_categories": heldout["gated_categories"],
+            "per_category": {c: m["f1"] for c, m in cand["categories"].items()},
+            "keywords_macro_f1": heldout["reports"]["keywords"]["macro_f1"],
+            "intervals": heldout.get("intervals", {}),
+        }
     registry = get_registry(p.model_name)
     job = plan["job"]
     mv = registry.register(

@@ -41,6 +41,7 @@ from news_signals.core.taxonomy import (
     taxonomy_fingerprint,
 )
 from news_signals.core.text import article_text, normalise_title
+from news_signals.retrain import human_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,8 +54,8 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 DISAGREEMENTS = "disagreements.parquet"
 NONE = "none"
-SNAPSHOT_VERSION = 3  # bump when the build logic changes, so old snapshots are not reused for new runs
-LABELLERS = ("auto", "hybrid", "keywords", "partition")
+SNAPSHOT_VERSION = 4  # bump when the build logic changes, so old snapshots are not reused for new runs
+LABELLERS = ("auto", "hybrid", "keywords", "partition", "llm")
 
 
 class SnapshotError(ValueError):
@@ -77,6 +78,9 @@ class SnapshotParams:
     allow_empty_categories: bool = True  # a category with zero labelled rows only warns
     disagreement_threshold: float = 0.6  # |hybrid - keyword score| that counts as a strong disagreement
     sample_size: int | None = None  # keep at most this many rows (stratified), for quick runs
+    human_labels: bool = True  # training-part human labels override bootstrap labels (held-out rows always leave)
+    human_weight: float = 2.0  # loss weight of a human label (bootstrap labels weigh their confidence, <= 1)
+    llm_fallback: bool = False  # labeller llm: relabel with hybrid (recorded) when the endpoint is down at the start
 
     def __post_init__(self) -> None:
         try:
@@ -149,10 +153,18 @@ def near_duplicates(texts: list[str], threshold: float) -> list[int]:
     return sorted(dropped)
 
 
-def make_labeller(kind: str) -> tuple[Classifier | None, str]:
+def make_labeller(kind: str, llm_fallback: bool = False) -> tuple[Classifier | None, str]:
     """The labeller for ``kind`` and the name@version recorded in the manifest."""
     from news_signals.labelling.keywords import KeywordLabeller
 
+    if kind == "llm":  # name = llm:<model>@prompt-<version>, so another model or prompt makes a new snapshot
+        from news_signals.labelling.llm import LLMNotConfigured, LLMUnavailable, snapshot_labeller
+
+        try:
+            llm = snapshot_labeller(fallback=(lambda: make_labeller("hybrid")[0]) if llm_fallback else None)
+        except (LLMUnavailable, LLMNotConfigured) as exc:
+            raise SnapshotError(f"labeller 'llm': {exc} (or set the Param llm_fallback to relabel with hybrid)") from exc
+        return llm, _label_of(llm)
     if kind in ("auto", "hybrid"):
         try:
             from news_signals.labelling.hybrid import HybridLabeller
@@ -250,8 +262,9 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
             "run gdelt_daily_ingest for those days (backfill) or widen lookback_days"
         )
     source = {d: _sha256(storage, storage.partition_file(d)) for d in dates}
-    labeller, labeller_name = make_labeller(params.labeller)
-    snap_id = snapshot_id(params, source, labeller_name)
+    labeller, labeller_name = make_labeller(params.labeller, params.llm_fallback)
+    human = human_labels.load(storage)
+    snap_id = snapshot_id(params, source, labeller_name, human.fingerprint)
     target = storage.snapshot_dir(snap_id)
     if storage.fs.exists(posixpath.join(target, MANIFEST)):
         manifest = storage.read_json(posixpath.join(target, MANIFEST))
@@ -275,8 +288,20 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
     before = len(raw)
     raw = raw.drop_duplicates("article_id").drop_duplicates("_norm").reset_index(drop=True)
     stats["exact_duplicates"] = before - len(raw)
+    heldout = human_labels.is_heldout_row(raw["article_id"], raw["text"], human)
+    raw = raw[~heldout].reset_index(drop=True)
+    stats["heldout_excluded"] = int(heldout.sum())
+    if params.human_labels and labeller is not None:  # partition labels cannot label new rows
+        extra = human_labels.extra_rows(raw, human)
+        raw = pd.concat([raw, extra], ignore_index=True) if len(extra) else raw
+        stats["human_extra_rows"] = len(extra)
 
     df, disagreements = _relabel(raw, labeller, params)
+    human_stats: dict[str, Any] = {}
+    if params.human_labels:
+        df, human_stats = human_labels.apply(df, human, human_weight=params.human_weight)
+    else:
+        df[human_labels.HUMAN_COLUMN] = 0
     drop = near_duplicates(df["text"].tolist(), params.dedupe_threshold)
     df = df.drop(index=drop).reset_index(drop=True)
     stats["near_duplicates"] = len(drop)
@@ -292,12 +317,16 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         from sklearn.model_selection import train_test_split
 
         before = len(df)
-        try:
-            df, _ = train_test_split(
-                df, train_size=params.sample_size, stratify=df["primary_category"], random_state=params.seed
-            )
-        except ValueError:
-            df = df.sample(n=params.sample_size, random_state=params.seed)
+        is_human = df[human_labels.HUMAN_COLUMN] > 0  # human-labelled rows are never sampled away
+        rest, keep = df[~is_human], max(1, params.sample_size - int(is_human.sum()))
+        if len(rest) > keep:
+            try:
+                rest, _ = train_test_split(
+                    rest, train_size=keep, stratify=rest["primary_category"], random_state=params.seed
+                )
+            except ValueError:
+                rest = rest.sample(n=keep, random_state=params.seed)
+        df = pd.concat([rest, df[is_human]]).reset_index(drop=True)
         stats["sampled_out"] = before - len(df)
     warnings = _check_min_rows(df, params, dates)
     splits = stratified_split(df, params)
@@ -311,6 +340,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         "source": {"start": start, "end": end, "dates": dates, "partition_sha256": source},
         "params": _params_dict(params),
         "labeller": labeller_name,
+        "labeller_stats": labeller.summary() if hasattr(labeller, "summary") else None,  # LLM: requests, tokens, cost
         "taxonomy": taxonomy_fingerprint(),
         "stats": stats,
         "counts": {s: len(v) for s, v in splits.items()},
@@ -318,6 +348,15 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         "label_counts": {s: label_counts(v) for s, v in splits.items()},
         "positives": {s: positives(v) for s, v in splits.items()},
         "disagreements": _disagreement_summary(disagreements),
+        "human_labels": {
+            "used": params.human_labels,
+            "fingerprint": human.fingerprint,
+            "batches": human.batches,
+            "heldout_articles": len(human.heldout_ids),
+            "heldout_excluded": stats["heldout_excluded"],
+            **human_stats,
+            "rows_per_split": {s: int((v[human_labels.HUMAN_COLUMN] > 0).sum()) for s, v in splits.items()},
+        },
         "warnings": warnings,
     }
     _write_atomically(storage, target, splits, disagreements, manifest)
@@ -325,12 +364,13 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
     return SnapshotResult(snap_id, storage.url(target), manifest)
 
 
-def snapshot_id(params: SnapshotParams, source: dict[str, str], labeller: str) -> str:
+def snapshot_id(params: SnapshotParams, source: dict[str, str], labeller: str, human: str = "none") -> str:
     blob = json.dumps(
         {
-            "p": _params_dict(params),
+            "p": {k: v for k, v in _params_dict(params).items() if k != "llm_fallback"},  # the labeller name says it
             "s": source,
             "l": labeller,
+            "h": human,
             "t": taxonomy_fingerprint(),
             "v": SNAPSHOT_VERSION,
         },
@@ -434,6 +474,8 @@ def _balance(df: pd.DataFrame, params: SnapshotParams) -> tuple[pd.DataFrame, in
     import pandas as pd
 
     before = len(df)
+    human = df[df[human_labels.HUMAN_COLUMN] > 0] if human_labels.HUMAN_COLUMN in df else df.iloc[0:0]
+    df = df.drop(index=human.index)  # human-labelled rows are never balanced away
     groups = []
     for _, group in df.groupby("primary_category", sort=True):
         if params.max_per_class is not None and len(group) > params.max_per_class:
@@ -441,13 +483,14 @@ def _balance(df: pd.DataFrame, params: SnapshotParams) -> tuple[pd.DataFrame, in
         groups.append(group)
     out = pd.concat(groups) if groups else df
     if params.max_none_ratio is not None:
-        labelled = int((out["primary_category"] != NONE).sum())
+        labelled = int((out["primary_category"] != NONE).sum()) + len(human)
         cap = int(labelled * params.max_none_ratio)
         none = out[out["primary_category"] == NONE]
         if len(none) > cap:
             out = pd.concat(
                 [out[out["primary_category"] != NONE], none.sample(n=cap, random_state=params.seed)]
             )
+    out = pd.concat([out, human])
     return out.sort_values("article_id").reset_index(drop=True), before - len(out)
 
 
