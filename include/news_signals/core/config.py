@@ -42,6 +42,13 @@ class Settings:
     )
     # Model registry / feature store
     model_name: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_MODEL_NAME", DEFAULT_MODEL_NAME))
+    # monthly_retrain: a human approves each PROMOTE (Param require_approval overrides); unanswered after the timeout = reject
+    require_approval: bool = field(
+        default_factory=lambda: os.environ.get("NEWS_SIGNALS_REQUIRE_APPROVAL", "false").strip().lower() in ("1", "true", "yes")
+    )
+    approval_timeout_hours: float = field(
+        default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS", "72"))
+    )
     # LLM labeller (an OpenAI-compatible endpoint; the news_signals_llm connection takes precedence)
     llm_url: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_URL", ""))  # base URL ending in /v1
     llm_model: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_MODEL", ""))
