@@ -61,7 +61,7 @@ def conf(env, **kw):
         "keyword_margin": -1.0,
         "latency_p95_budget_ms": 60000,
         "latency_samples": 5,
-        "dev_limit": 300,  # the human-labelled development split, first 300 rows (speed)
+        "bootstrap_samples": 200,
         **kw,
     }
 
@@ -195,3 +195,46 @@ def test_no_partitions_fails_fast_with_the_fix(env):
     assert s["snapshot"] == "failed" and s["validate_snapshot"] == "upstream_failed"
     snaps = Path(env["storage"].path("snapshots"))
     assert not snaps.exists() or not any(p.name.startswith("2020-01-31") for p in snaps.iterdir())
+
+
+def test_cli_and_dag_give_the_same_gate_decision_on_held_out_human_labels(env, capsys):
+    """Human labels in the store: the DAG's gate and `python -m news_signals gate --run DIR` agree."""
+    import pandas as pd
+    from news_signals.cli import main
+    from news_signals.core.taxonomy import CATEGORIES, tag_column
+    from news_signals.labels.split import is_heldout
+    from news_signals.labels.store import LabelRow, LabelStore
+    from news_signals.registry import get_registry
+
+    storage = env["storage"]
+    parts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())
+    held = parts[parts["article_id"].map(is_heldout)]
+    rows = [
+        LabelRow(r.article_id, r.title, {c: getattr(r, tag_column(c)) for c in CATEGORIES}, annotator="qa")
+        for r in held.itertuples()
+    ]
+    LabelStore(storage).import_rows(rows, source="test-heldout")
+    dag = load_dag()
+    dr = dag.test(logical_date=LOGICAL, run_conf=conf(env, seed=21, heldout_min_rows=5), run_after=datetime.now(UTC))
+    assert str(dr.state) == "success", states(dr)
+    gates = sorted(Path(storage.path("runs")).rglob("gate.json"), key=lambda g: g.stat().st_mtime)
+    dag_gate = json.loads(gates[-1].read_text())
+    assert dag_gate["evidence"].startswith("held-out human labels"), dag_gate["evidence"]
+    assert dag_gate["heldout"]["rows"] == len(rows)
+    run_dir = gates[-1].parent
+    capsys.readouterr()
+    code = main(["gate", "--run", str(run_dir)])
+    cli_gate = json.loads((run_dir / "gate.json").read_text())
+    assert code == (0 if dag_gate["promote"] else 3)
+    assert cli_gate["decision"] == dag_gate["decision"]
+    assert [(r["name"], r["passed"], r["value"], r["threshold"]) for r in cli_gate["rules"]] == [
+        (r["name"], r["passed"], r["value"], r["threshold"]) for r in dag_gate["rules"]
+    ]
+    assert "held-out human labels" in capsys.readouterr().out
+    # the snapshot the DAG trained on holds none of the held-out articles
+    snap = json.loads((Path(storage.snapshot_dir(dag_gate["snapshot_id"])) / "manifest.json").read_text())
+    assert snap["human_labels"]["heldout_excluded"] == len(rows)
+    for split in ("train", "val", "test"):
+        ids = set(pd.read_parquet(Path(storage.snapshot_dir(dag_gate["snapshot_id"])) / f"{split}.parquet")["article_id"])
+        assert not ids & set(held["article_id"])
+    assert get_registry().history()

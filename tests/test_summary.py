@@ -1,31 +1,43 @@
-"""The demo summary reads what monthly_retrain wrote: the development-split table and its verdicts."""
+"""The demo summary reads what monthly_retrain wrote: held-out human numbers first, agreement apart."""
 
 from __future__ import annotations
 
 from news_signals.core.storage import Storage
 
-from tools.summary import development_table
+from tools.summary import agreement_table, heldout_table
 
 
-def report(f1: dict[str, float]) -> dict:
-    cats = {c: {"precision": v, "recall": v, "f1": v} for c, v in f1.items()}
-    return {"categories": cats, "macro_f1": sum(f1.values()) / len(f1), "rows": 10450, "source": "dev split"}
+def human(f1: dict[str, float]) -> dict:
+    cats = {c: {"precision": v, "recall": v, "f1": v, "rows": 300, "support": 40, "gated": True} for c, v in f1.items()}
+    return {"categories": cats, "macro_f1": sum(f1.values()) / len(f1), "rows": 300}
 
 
-def test_development_table_says_who_is_ahead(tmp_path):
+def test_heldout_table_says_who_is_ahead_and_agreement_leaves_keywords_out(tmp_path):
     storage = Storage(str(tmp_path))
-    assert "not evaluated" in development_table(storage)
-    dev = {
-        "candidate": report({"emergencies": 0.70, "weather_wet": 0.60}),
-        "production": report({"emergencies": 0.50, "weather_wet": 0.50}),
-        "keywords": report({"emergencies": 0.60, "weather_wet": 0.60}),
+    assert "no held-out human labels" in heldout_table(storage)
+    heldout = {
+        "rows": 300,
+        "rows_per_category": {"emergencies": {"known": 300, "present": 40}, "weather_wet": {"known": 300, "present": 40}},
+        "gated_categories": ["emergencies", "weather_wet"],
+        "reports": {
+            "candidate": human({"emergencies": 0.70, "weather_wet": 0.60}),
+            "production": human({"emergencies": 0.50, "weather_wet": 0.50}),
+            "keywords": human({"emergencies": 0.60, "weather_wet": 0.60}),
+        },
+        "intervals": {"candidate-production": {"delta": 0.15, "low": 0.05, "high": 0.25, "confidence": 0.95}},
     }
+    per_cat = {"emergencies": {"f1": 0.9}, **{c: {"f1": 0.5} for c in ("crime", "festivals", "transportation",
+               "weather_temp", "weather_wet", "sports", "economics", "politics")}}
+    reports = {n: {"macro_f1": 0.88, "per_category": per_cat} for n in ("candidate", "production", "keywords")}
     storage.write_json(
         storage.path("runs", "snap", "key", "evaluation.json"),
-        {"development": dev, "candidate_ref": "candidate", "production_ref": "news_signals@1"},
+        {"heldout": heldout, "reports": reports, "test_rows": 500,
+         "candidate_ref": "candidate", "production_ref": "news_signals@1"},
     )
-    table = development_table(storage)
-    assert "emergencies" in table and "0.700" in table and "0.650" in table  # per category and macro
-    assert "candidate is ahead of the keyword labeller by 0.050" in table
+    table = heldout_table(storage)
+    assert "emergencies" in table and "0.7000" in table and "0.6500" in table  # per category and macro
+    assert "candidate is ahead of the keyword labeller by 0.050 macro-F1 on 300 held-out" in table
     assert "production (news_signals@1) is behind the keyword labeller by 0.100" in table
-    assert "10450 rows: dev split" in table
+    assert "candidate-production: +0.1500 [+0.0500, +0.2500]" in table
+    agreement = agreement_table(storage)
+    assert "keywords" not in agreement and "bootstrap labeller" in agreement and "0.880" in agreement

@@ -41,42 +41,53 @@ def _latest_evaluation(storage: Storage) -> dict | None:
     return storage.read_json(newest)
 
 
-def model_vs_keywords(storage: Storage) -> str:
-    """Per-category F1 of the newest candidate against the keyword labeller, on the same test rows."""
+def agreement_table(storage: Storage) -> str:
+    """Per-category F1 of the newest candidate (and production) against the snapshot's bootstrap labels.
+
+    Agreement with the labeller that made the labels, not quality: the keyword labeller is left out
+    on purpose (it would be scored against its own kind of labels).
+    """
     evaluation = _latest_evaluation(storage)
     if not evaluation:
         return "no evaluation found (monthly_retrain has not run)"
     reports = evaluation["reports"]
-    names = [n for n in ("candidate", "production", "keywords") if reports.get(n)]
+    names = [n for n in ("candidate", "production") if reports.get(n)]
     lines = [f"{'category':<15} " + " ".join(f"{n:>10}" for n in names)]
     for c in CATEGORIES:
         cells = [f"{reports[n]['per_category'][c]['f1']:>10.3f}" for n in names]
         lines.append(f"{c:<15} " + " ".join(cells))
     lines.append(f"{'macro-F1':<15} " + " ".join(f"{reports[n]['macro_f1']:>10.3f}" for n in names))
+    lines.append(f"({evaluation.get('test_rows')} rows of the snapshot's test split, labelled by its bootstrap labeller)")
     return "\n".join(lines)
 
 
-def development_table(storage: Storage) -> str:
-    """Per-category F1 on the human-labelled development split (monthly_retrain's evaluate)."""
+def heldout_table(storage: Storage) -> str:
+    """The newest retrain on the held-out human labels: per category, rows, and the intervals."""
+    from news_signals.retrain.gate import heldout_table as table
+
     evaluation = _latest_evaluation(storage)
-    dev = (evaluation or {}).get("development") or {}
-    if not dev:
-        return "not evaluated (dev_split off, or the corpus packages are not installed)"
-    names = [n for n in ("candidate", "production", "keywords") if dev.get(n)]
-    cats = list(dev[names[0]]["categories"])
-    lines = [f"{'category':<15} " + " ".join(f"{n:>10}" for n in names)]
-    for c in cats:
-        lines.append(f"{c:<15} " + " ".join(f"{dev[n]['categories'][c]['f1']:>10.3f}" for n in names))
-    lines.append(f"{'macro-F1':<15} " + " ".join(f"{dev[n]['macro_f1']:>10.3f}" for n in names))
-    if "keywords" in dev:
-        for name in (n for n in names if n != "keywords"):
-            lead = dev[name]["macro_f1"] - dev["keywords"]["macro_f1"]
-            ref = evaluation.get(f"{name}_ref") or name  # type: ignore[union-attr]
-            label = name if ref == name else f"{name} ({ref})"
-            lines.append(f"{label} is {'ahead of' if lead > 0 else 'behind'} the keyword labeller "
-                         f"by {abs(lead):.3f} macro-F1")
-        lines.append(f"({dev['keywords'].get('rows')} rows: {dev['keywords'].get('source')})")
+    heldout = (evaluation or {}).get("heldout")
+    if not heldout:
+        return "not evaluated: no held-out human labels (python -m news_signals labels import ...)"
+    lines = [table(heldout)]
+    reports = heldout["reports"]
+    for name in (n for n in ("candidate", "production") if n in reports):
+        lead = reports[name]["macro_f1"] - reports["keywords"]["macro_f1"]
+        ref = evaluation.get(f"{name}_ref") or name  # type: ignore[union-attr]
+        label = name if ref == name else f"{name} ({ref})"
+        lines.append(
+            f"{label} is {'ahead of' if lead > 0 else 'behind'} the keyword labeller by {abs(lead):.3f} "
+            f"macro-F1 on {heldout['rows']} held-out human-labelled rows"
+        )
     return "\n".join(lines)
+
+
+def learning_curve_table(storage: Storage) -> str:
+    """The learning curve the demo wrote (``news_signals.ops.learning_curve``)."""
+    from news_signals.ops.learning_curve import REPORT, table
+
+    path = storage.path(*REPORT)
+    return table(storage.read_json(path) if storage.fs.exists(path) else None)
 
 
 def registry_table(model_name: str | None = None, storage: Storage | None = None) -> str:
@@ -86,14 +97,20 @@ def registry_table(model_name: str | None = None, storage: Storage | None = None
     rows = registry.history()
     if not rows:
         return "no model registered"
-    lines = [f"{'version':<8} {'macro-F1':>9} {'gate':<8} {'production':<10} created"]
+    lines = [f"{'version':<8} {'held-out human macro-F1 [interval vs keywords]':<46} {'gate':<8} {'production':<10} created"]
     for mv in rows:
         gate = (mv.gate or {}).get("decision", "-")
         forced = " (forced)" if (mv.gate or {}).get("forced") else ""
-        f1 = mv.metrics.get("macro_f1")
+        human = mv.metrics.get("heldout") or {}
+        iv = (human.get("intervals") or {}).get("candidate-keywords") or {}
+        if human.get("macro_f1") is None:
+            cell = "- (no held-out human labels)"
+        elif iv.get("low") is None:
+            cell = f"{human['macro_f1']:.3f} ({human.get('rows')} rows)"
+        else:
+            cell = f"{human['macro_f1']:.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}] ({human.get('rows')} rows)"
         lines.append(
-            f"{mv.version:<8} {f1 if f1 is None else f'{f1:.3f}':>9} {gate + forced:<8} "
-            f"{'yes' if mv.is_production else '':<10} {mv.created_at}"
+            f"{mv.version:<8} {cell:<46} {gate + forced:<8} {'yes' if mv.is_production else '':<10} {mv.created_at}"
         )
     return "\n".join(lines)
 
@@ -143,11 +160,14 @@ def demo_summary(home: str | None = None, airflow_home: Path | None = None, back
         "Daily partitions (articles/):",
         partitions_table(storage, backfill or None),
         "",
-        "Model against keywords on the human-labelled development split (F1 per category):",
-        development_table(storage),
+        "Learning curve on the held-out human labels (every labeller and version on the same rows):",
+        learning_curve_table(storage),
         "",
-        "Model against keywords on the snapshot's test split (bootstrap labels, F1 per category):",
-        model_vs_keywords(storage),
+        "Last retrain on the held-out human labels (F1 per category; what the gate judged):",
+        heldout_table(storage),
+        "",
+        "Last retrain: agreement with the snapshot's bootstrap labels (not quality; keywords left out):",
+        agreement_table(storage),
         "",
         "Last promotion gate:",
         last_gate_table(storage),

@@ -197,11 +197,16 @@ def heldout_reports(
     held: HeldoutSet,
     *,
     min_rows: int = MIN_ROWS,
-    min_positives: int = MIN_POSITIVES,
+    min_positives: int | None = None,
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 13,
 ) -> dict[str, Any]:
-    """Reports per classifier plus candidate-minus-X intervals, as evaluation.json stores them."""
+    """Reports per classifier plus candidate-minus-X intervals, as evaluation.json stores them.
+
+    ``min_positives`` defaults to a fifth of ``min_rows`` (at most MIN_POSITIVES).
+    """
+    if min_positives is None:
+        min_positives = min(MIN_POSITIVES, max(1, min_rows // 5))
     gated, reported = held.gated_categories(min_rows, min_positives)
     reports = {name: score(pred, held, gated) for name, pred in predictions.items()}
     intervals = {}
