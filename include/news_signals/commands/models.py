@@ -1,27 +1,73 @@
-"""List registered model versions (production marked), or promote / download one."""
+"""List registered model versions (production marked), promote / download one, or roll production back.
+
+``models rollback --to N --reason "..." [--by NAME]`` moves production back to a version that served
+before, recorded with who (default: the OS user), when and why in the promotion history.
+``models history`` prints that history.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "rollback", "history"],
+        default="list",
+        help="list versions (default), roll production back (--to, --reason), or show the promotion history",
+    )
     parser.add_argument("--model-name", help="registry model name (default: settings)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--to", type=int, metavar="VERSION", help="rollback: the version production goes back to")
     parser.add_argument(
-        "--promote", type=int, metavar="VERSION", help="move production to VERSION (rollback)"
+        "--promote", type=int, metavar="VERSION", help="move production to VERSION (any registered version)"
     )
-    parser.add_argument("--reason", default="", help="why (required with --promote)")
+    parser.add_argument("--reason", default="", help="why (required with rollback and --promote; recorded)")
+    parser.add_argument("--by", default=None, help="who (recorded; default: the OS user)")
     parser.add_argument("--download", type=int, metavar="VERSION", help="download VERSION and print its path")
 
 
 def run(args: argparse.Namespace) -> int:
+    from news_signals.registry import RegistryError
+
+    try:
+        return _run(args)
+    except RegistryError as exc:  # a refused move: one clear line; production is unchanged
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from news_signals.registry import get_registry
 
     registry = get_registry(args.model_name)
+    by = args.by or getpass.getuser()
+    if args.action == "rollback":
+        if args.to is None:
+            raise ValueError("models rollback needs --to VERSION (`models` lists the registered versions)")
+        mv = registry.rollback(args.to, args.reason, by)
+        print(f"production {registry.name} is now version {mv.version} (rollback by {by}: {args.reason})")
+        return 0
+    if args.action == "history":
+        moves = registry.promotions()
+        if args.json:
+            print(json.dumps(moves, default=str))
+            return 0
+        print(f"{'when':<33} {'action':<9} {'from':>5} {'to':>5}  {'by':<16} reason")
+        for m in moves:
+            print(
+                f"{m.get('promoted_at') or '':<33} {m.get('action') or 'promote':<9} "
+                f"{m.get('previous') if m.get('previous') is not None else '-'!s:>5} {m['version']:>5}  "
+                f"{m.get('by') or '-':<16} {m.get('reason') or ''}"
+            )
+        return 0
     if args.promote is not None:
-        registry.promote(args.promote, args.reason)
+        registry.promote(args.promote, args.reason, by=by)
     if args.download is not None:
         print(registry.download(args.download))
         return 0

@@ -70,8 +70,36 @@ class ModelRegistry(ABC):
         """The promoted version, or None before the first promotion."""
 
     @abstractmethod
-    def promote(self, version: int, reason: str) -> ModelVersion:
-        """Point production at ``version`` (atomically); ``reason`` is recorded."""
+    def promote(self, version: int, reason: str, *, by: str = "", action: str = "promote") -> ModelVersion:
+        """Point production at ``version`` (atomically); who (``by``), why and when are recorded."""
+
+    @abstractmethod
+    def promotions(self) -> list[dict[str, Any]]:
+        """Every production move, oldest first: version, previous, reason, by, action, promoted_at."""
+
+    def rollback(self, version: int, reason: str, by: str) -> ModelVersion:
+        """Move production back to ``version``, a version that was in production before.
+
+        A rollback undoes a promotion; it is not a way around the gate, so a version that never
+        served is refused (promote it through monthly_retrain with force_promote instead).
+        """
+        if not (reason or "").strip():
+            raise ValueError("rollback needs --reason: why production goes back (it is recorded)")
+        if not (by or "").strip():
+            raise ValueError("rollback needs --by: who rolls back (it is recorded)")
+        current = self.production()
+        if current is None:
+            raise RegistryError(f"{self.name} has no production model; there is nothing to roll back")
+        if current.version == int(version):
+            raise RegistryError(f"{self.name}@{version} is already production; nothing to roll back")
+        served = sorted({int(p["version"]) for p in self.promotions()})
+        if int(version) not in served:
+            raise RegistryError(
+                f"{self.name}@{version} was never in production (versions that were: {served}); a rollback "
+                "only returns to one of those. To promote a new version, trigger monthly_retrain with "
+                "evaluate_only=false, force_promote=true and a reason."
+            )
+        return self.promote(int(version), reason, by=by, action="rollback")
 
     @abstractmethod
     def history(self) -> list[ModelVersion]:

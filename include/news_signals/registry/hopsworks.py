@@ -5,7 +5,10 @@ Calls follow ARCHITECTURE.md and the installed hsml 5.2.1 signatures:
 ``model.save(dir)``; production is the ``production`` tag on a model version
 (``model.add_tag`` — ``set_tag`` is deprecated in hsml 5.x). The tag value carries
 ``promoted_at``: when two versions carry it (a demotion failed half-way) the latest
-promotion wins, so production never points at an unintended model.
+promotion wins, so production never points at an unintended model. The tag also carries
+``history``, every production move so far (who, when, why, promote or rollback): each promotion
+copies the previous production tag's history forward, so it survives the old tag's removal and
+needs no tag schema besides ``production``.
 Metadata the registry needs (file hashes, fingerprint) travels inside the saved
 directory in the ``registry.json`` sidecar; the fingerprint is also appended to the description so a
 re-registration of the same files is found without downloading anything.
@@ -192,7 +195,18 @@ class HopsworksRegistry(ModelRegistry):
             fingerprint=fp,
         )
 
-    def promote(self, version: int, reason: str) -> ModelVersion:
+    def promotions(self) -> list[dict[str, Any]]:
+        """The production tag's ``history`` (tags written before it existed give their own move only)."""
+        prod = self._production_model(self._models())
+        if prod is None:
+            return []
+        tag = self._tag(prod) or {}
+        history = tag.get("history")
+        if isinstance(history, list):
+            return [dict(h) for h in history]
+        return [{**_move(tag), "version": int(prod.version)}]
+
+    def promote(self, version: int, reason: str, *, by: str = "", action: str = "promote") -> ModelVersion:
         if not reason or not reason.strip():
             raise ValueError("promote needs a reason (it is recorded on the production tag)")
         model = self.mr.get_model(self.name, int(version))
@@ -200,12 +214,15 @@ class HopsworksRegistry(ModelRegistry):
             raise RegistryError(f"Hopsworks has no model {self.name} version {version}; nothing promoted")
         models = self._models()
         previous = self._production_model(models)
-        tag = {
-            "production": True,
-            "reason": reason,
-            "promoted_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        move = {
+            "version": int(version),
             "previous": int(previous.version) if previous is not None else None,
+            "reason": reason,
+            "by": by,
+            "action": action,
+            "promoted_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
+        tag = {**move, "production": True, "history": [*self.promotions(), move]}
         model.add_tag(PRODUCTION_TAG, tag)  # the switch: the newest promotion wins from here on
         if previous is not None and int(previous.version) != int(version):
             try:
@@ -214,7 +231,7 @@ class HopsworksRegistry(ModelRegistry):
                 log.warning(
                     "could not remove the production tag from %s@%s: %s", self.name, previous.version, exc
                 )
-        log.info("production %s: %s -> %s (%s)", self.name, tag["previous"], version, reason)
+        log.info("production %s: %s -> %s (%s by %s: %s)", self.name, move["previous"], version, action, by or "-", reason)
         return self._to_version(model, int(version))
 
     # ---- download -----------------------------------------------------------------------
@@ -244,3 +261,8 @@ class HopsworksRegistry(ModelRegistry):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+
+def _move(tag: dict[str, Any]) -> dict[str, Any]:
+    """The production-move fields of a tag value (no ``history``, no ``production`` flag)."""
+    return {k: tag.get(k) for k in ("version", "previous", "reason", "by", "action", "promoted_at")}

@@ -3,7 +3,8 @@
 Layout (ARCHITECTURE.md): ``<version>/`` holds the artifact plus ``metrics.json``, ``gate.json``
 and the ``registry.json`` sidecar (name, version, file hashes, created_at, description);
 ``production`` names the promoted version and is replaced atomically by
-:meth:`LocalRegistry.promote` only; ``promotions.json`` keeps the promotion log.
+:meth:`LocalRegistry.promote` only (a rollback is a promote with ``action="rollback"``);
+``promotions.json`` keeps the log of every move: who, when, why.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class LocalRegistry(ModelRegistry):
         return None if prod is None else self._load(prod, prod)
 
     def promotions(self) -> list[dict[str, Any]]:
-        """Every promotion ever made (version, reason, promoted_at, previous), oldest first."""
+        """Every production move ever made (version, previous, reason, by, action, promoted_at), oldest first."""
         target = posixpath.join(self.root, PROMOTIONS_FILE)
         return self.storage.read_json(target) if self.fs.exists(target) else []
 
@@ -183,7 +184,7 @@ class LocalRegistry(ModelRegistry):
         self.fs.mv(tmp, target, recursive=True)
         return True
 
-    def promote(self, version: int, reason: str) -> ModelVersion:
+    def promote(self, version: int, reason: str, *, by: str = "", action: str = "promote") -> ModelVersion:
         if not reason or not reason.strip():
             raise ValueError("promote needs a reason (it is recorded in the promotion log)")
         mv = self.get(version)  # raises for an unknown version before anything moves
@@ -194,6 +195,8 @@ class LocalRegistry(ModelRegistry):
             "reason": reason,
             "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "previous": previous,
+            "by": by,
+            "action": action,
         }
         self.storage.write_json(posixpath.join(self.root, PRODUCTION_FILE), record)  # the atomic switch
         try:
@@ -202,7 +205,7 @@ class LocalRegistry(ModelRegistry):
             log.warning(
                 "promoted %s@%s but could not append to the promotion log: %s", self.name, version, exc
             )
-        log.info("production %s: %s -> %s (%s)", self.name, previous, mv.version, reason)
+        log.info("production %s: %s -> %s (%s by %s: %s)", self.name, previous, mv.version, action, by or "-", reason)
         return self.get(version)
 
     # ---- download -----------------------------------------------------------------------

@@ -72,6 +72,8 @@ class RetrainParams:
     threads: int | None = None
     latency_samples: int = 50  # texts timed one by one for p50/p95 latency
     model_name: str | None = None
+    require_approval: bool | None = None  # a person approves a PROMOTE (None: Settings().require_approval)
+    rollback_to: int | None = None  # only move production back to this version (nothing is trained)
     gate: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -411,11 +413,38 @@ def gate_stage(
     }
 
 
+def after_gate(plan: dict[str, Any], decision: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The task(s) the gate branches to: nothing for evaluate_only, keep, promote, or ask a person first."""
+    if plan["action"] == "evaluate_only":
+        return []
+    if not decision["promote"]:
+        return ["register_only"]
+    return ["approve_promotion"] if approval_required(params) else ["register_and_promote"]
+
+
+def approval_required(params: dict[str, Any]) -> bool:
+    """Param ``require_approval`` when set, else ``NEWS_SIGNALS_REQUIRE_APPROVAL`` (default false)."""
+    p = RetrainParams.from_params(params)
+    if p.require_approval is not None:
+        return bool(p.require_approval)
+    from news_signals.core.config import Settings
+
+    return Settings().require_approval
+
+
 # ---- 7. register ---------------------------------------------------------------------------------
 def register_stage(
-    plan: dict[str, Any], params: dict[str, Any], promote: bool, storage: Storage | None = None
+    plan: dict[str, Any],
+    params: dict[str, Any],
+    promote: bool,
+    storage: Storage | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Register the candidate (always) and move production only when the gate said promote."""
+    """Register the candidate (always) and move production only when the gate said promote.
+
+    ``approval``: a person's answer from the approval step (approved, by, at, timed_out); it is
+    recorded in the version's gate record and, when approved, names who promoted.
+    """
     from news_signals.registry import get_registry
 
     p = RetrainParams.from_params(params)
@@ -441,6 +470,10 @@ def register_stage(
             "keywords_macro_f1": heldout["reports"]["keywords"]["macro_f1"],
             "intervals": heldout.get("intervals", {}),
         }
+    if approval is not None:
+        gate = {**gate, "approval": approval}
+        if promote and not approval.get("approved"):
+            raise RuntimeError("register_and_promote ran but the approval says reject; refusing to promote")
     registry = get_registry(p.model_name)
     job = plan["job"]
     mv = registry.register(
@@ -455,7 +488,12 @@ def register_stage(
         if current is not None and current.version == mv.version:
             log.info("%s is already production; nothing to move", mv.ref)
         else:
-            registry.promote(mv.version, gate.get("reason") or "passed the promotion gate")
+            reason = gate.get("reason") or "passed the promotion gate"
+            by = "promotion gate"
+            if approval is not None:
+                by = approval.get("by") or "unknown approver"
+                reason = f"{reason}; approved by {by}"
+            registry.promote(mv.version, reason, by=by)
             promoted = True
     prod = registry.production()
     log.info("registered %s; promoted: %s; production: %s", mv.ref, promoted, prod.ref if prod else "none")
@@ -465,3 +503,18 @@ def register_stage(
         "promoted": promoted,
         "production": prod.version if prod else None,
     }
+
+
+# ---- rollback (Param rollback_to: the manual path in the Airflow UI) ----------------------------
+def rollback_stage(params: dict[str, Any], by: str) -> dict[str, Any]:
+    """Move production back to ``rollback_to`` (a version that served before), recorded with who and why."""
+    from news_signals.registry import get_registry
+
+    p = RetrainParams.from_params(params)
+    if p.rollback_to is None:
+        raise ValueError("rollback_stage needs the Param rollback_to (the version production goes back to)")
+    registry = get_registry(p.model_name)
+    before = registry.production()
+    mv = registry.rollback(int(p.rollback_to), p.reason, by)
+    log.info("rolled %s back from %s to %s (by %s: %s)", registry.name, before.ref if before else None, mv.ref, by, p.reason)
+    return {"name": mv.name, "production": mv.version, "previous": before.version if before else None, "by": by}
