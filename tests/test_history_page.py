@@ -31,13 +31,12 @@ def test_history_reads_registry_and_gate_files(registry_home):
     assert h.production is not None and h.production.version == 4
     v3 = h.rows[2]
     assert "vs_production" in v3.failed_rules and v3.reason.startswith("failed:")
-    # the keyword baseline comes out of the real gate.json, not out of the fixture
-    assert all(r.baseline_macro_f1 == pytest.approx(0.412) for r in h.rows)
-    assert set(h.production.per_category) == {
-        "emergencies", "crime", "festivals", "transportation", "weather_temp",
-        "weather_wet", "sports", "economics", "politics",
-    }
+    # the headline is the held-out human macro-F1, beside keywords on the same rows, with the interval
+    assert all(r.keywords_macro_f1 == pytest.approx(0.412) and r.heldout_rows == 900 for r in h.rows)
+    assert all(r.interval and r.interval[0] < r.macro_f1 - r.keywords_macro_f1 < r.interval[1] for r in h.rows)
+    assert set(h.production.per_category) == {"emergencies", "weather_wet", "weather_temp", "transportation"}
     assert h.rows[3].macro_f1 > h.rows[1].macro_f1 > h.rows[0].macro_f1
+    assert all(r.agreement_macro_f1 > r.macro_f1 for r in h.rows)  # agreement is its own, separate number
 
 
 def _serve(app):
@@ -74,7 +73,8 @@ def test_page_over_real_http(registry_home):
     for v in (1, 2, 3, 4):
         assert f'id="v{v}"' in html
     assert html.count("<svg") == 2  # the macro-F1 chart and the per-category chart, inline
-    assert "keyword baseline" in html and "politics" in html and "weather temp" in html
+    assert "held-out human macro-F1" in html and "agreement with bootstrap labels" in html
+    assert "keywords, same held-out rows" in html and "weather temp" in html
     assert re.search(r'id="v4">.*?badge prod', html, re.S)
     assert re.search(r'id="v3">.*?badge keep', html, re.S)
     assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)  # no CDN, no JS
@@ -153,3 +153,31 @@ def test_page_renders_in_headless_chromium(registry_home, tmp_path):
     assert struct.unpack(">II", data[16:24]) == (1000, 800)
     assert len(data) > 20_000  # a blank page compresses to a few KB; charts and tables do not
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_page_draws_the_learning_curve_when_one_was_written(registry_home):
+    from fastapi.testclient import TestClient
+    from news_signals.core.storage import Storage
+    from news_signals.ops.learning_curve import REPORT
+
+    def rep(macro):
+        return {"macro_f1": macro, "categories": {"emergencies": {"f1": macro}}}
+
+    curve = {
+        "rows": 3100,
+        "gated_categories": ["emergencies"],
+        "rows_per_category": {"emergencies": {"known": 3100, "present": 300}},
+        "reports": {"keywords": rep(0.6), "hybrid": rep(0.62), "news_signals@1": rep(0.63), "news_signals@2": rep(0.71)},
+        "versions": [
+            {"ref": "news_signals@1", "version": 1, "production": False, "human_training_labels": 0, "macro_f1": 0.63,
+             "vs_keywords": {"delta": 0.03, "low": -0.01, "high": 0.07, "confidence": 0.95}},
+            {"ref": "news_signals@2", "version": 2, "production": True, "human_training_labels": 812, "macro_f1": 0.71,
+             "vs_keywords": {"delta": 0.11, "low": 0.07, "high": 0.15, "confidence": 0.95}},
+        ],
+    }
+    Storage().write_json(Storage().path(*REPORT), curve)
+    client = TestClient(create_app())
+    html = client.get("/").text
+    assert 'id="learning-curve"' in html and html.count("<svg") == 3
+    assert "812 human labels" in html and "3100 held-out rows" in html
+    assert client.get("/api/history").json()["learning_curve"]["reports"]["hybrid"]["macro_f1"] == 0.62

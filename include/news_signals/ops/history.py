@@ -5,12 +5,16 @@ Reads through ``news_signals.registry.get_registry`` (local files or Hopsworks) 
 registry's or the gate's internals. Tolerant of partial records (a version without gate.json, a
 Hopsworks version with flat metrics), because a history page that crashes on one odd version is
 no use during an incident.
+
+Headline numbers are the held-out human labels' (``metrics["heldout"]``, written by the retrain's
+register stage): the version's macro-F1, the keyword labeller's on the same rows, and the paired
+interval of the difference. The snapshot test split's macro-F1 is agreement with the bootstrap
+labels and is shown only as that, never beside the keyword baseline.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,8 +40,11 @@ class VersionRow:
     version: int
     created_at: str
     is_production: bool
-    macro_f1: float | None
-    baseline_macro_f1: float | None  # the keyword labeller's macro-F1 the gate compared against
+    macro_f1: float | None  # on the held-out human labels
+    keywords_macro_f1: float | None  # the keyword labeller on the same held-out rows
+    interval: tuple[float, float] | None  # paired bootstrap interval of (version - keywords)
+    heldout_rows: int | None
+    agreement_macro_f1: float | None  # snapshot test split: agreement with the bootstrap labels
     decision: str  # "promote", "keep" or "unknown" (no gate.json)
     forced: bool
     reason: str
@@ -113,17 +120,23 @@ def _row(v: Mapping[str, Any]) -> VersionRow:
         decision = str(gate["decision"])
     else:
         decision = "promote" if gate.get("promote") else "keep"
+    human = metrics.get("heldout") if isinstance(metrics.get("heldout"), Mapping) else {}
+    iv = (human.get("intervals") or {}).get("candidate-keywords") or {}
+    low, high = _num(iv.get("low")), _num(iv.get("high"))
     return VersionRow(
         version=int(v["version"]),
         created_at=str(v.get("created_at") or ""),
         is_production=bool(v.get("is_production")),
-        macro_f1=_num(metrics.get("macro_f1")),
-        baseline_macro_f1=baseline_macro_f1(gate, metrics),
+        macro_f1=_num(human.get("macro_f1")),
+        keywords_macro_f1=_num(human.get("keywords_macro_f1")),
+        interval=(low, high) if low is not None and high is not None else None,
+        heldout_rows=int(human["rows"]) if _num(human.get("rows")) is not None else None,
+        agreement_macro_f1=_num(metrics.get("macro_f1")),
         decision=decision,
         forced=bool((gate or {}).get("forced")),
         reason=str((gate or {}).get("reason") or ""),
         rules=rules,
-        per_category=per_category(metrics),
+        per_category=per_category(human) if human.get("per_category") else {},
         latency_p95_ms=_num((metrics.get("speed") or {}).get("latency_ms_p95_batch1"))
         or _num((metrics.get("latency_ms") or {}).get("p95"))
         or _num(metrics.get("latency_p95_ms")),
@@ -132,38 +145,24 @@ def _row(v: Mapping[str, Any]) -> VersionRow:
     )
 
 
-def baseline_macro_f1(gate: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> float | None:
-    """The keyword baseline's macro-F1 for this version, wherever the gate or evaluation put it."""
-    for source in (gate or {}, metrics):
-        for key in ("keyword_macro_f1", "baseline_macro_f1", "keywords_macro_f1"):
-            if _num(source.get(key)) is not None:
-                return _num(source.get(key))
-        for key in ("keyword", "keywords", "baseline", "keyword_baseline"):
-            sub = source.get(key)
-            if isinstance(sub, Mapping) and _num(sub.get("macro_f1")) is not None:
-                return _num(sub.get("macro_f1"))
-    for rule in (gate or {}).get("rules") or []:  # gate.py: beats_keywords detail "keywords 0.4123 + margin 0.0"
-        if isinstance(rule, Mapping) and rule.get("name") == "beats_keywords":
-            m = re.search(r"keywords\s+([0-9.]+)", str(rule.get("detail") or ""))
-            if m:
-                return float(m.group(1))
-            margin = _num(((gate or {}).get("thresholds") or {}).get("keyword_margin")) or 0.0
-            if _num(rule.get("threshold")) is not None:
-                return _num(rule.get("threshold")) - margin
-    return None
+def per_category(human: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per-category held-out F1 (``metrics["heldout"]["per_category"]``: category -> F1)."""
+    nested = human.get("per_category") or {}
+    return {c: {"precision": None, "recall": None, "f1": _num(nested.get(c))} for c in CATEGORIES if c in nested}
 
 
-def per_category(metrics: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Per-category precision/recall/F1 from an evaluation report (nested) or flat ``f1_<cat>`` metrics."""
-    nested = metrics.get("per_category")
-    out: dict[str, dict[str, float | None]] = {}
-    for cat in CATEGORIES:
-        if isinstance(nested, Mapping) and isinstance(nested.get(cat), Mapping):
-            src = nested[cat]
-            out[cat] = {k: _num(src.get(k)) for k in ("precision", "recall", "f1")}
-        elif _num(metrics.get(f"f1_{cat}")) is not None:
-            out[cat] = {"precision": None, "recall": None, "f1": _num(metrics.get(f"f1_{cat}"))}
-    return out
+def load_learning_curve(storage: Any = None) -> dict[str, Any] | None:
+    """``reports/learning_curve.json`` (``news_signals.ops.learning_curve``), or None before the first one."""
+    from news_signals.core.storage import Storage
+    from news_signals.ops.learning_curve import REPORT
+
+    storage = storage or Storage()
+    path = storage.path(*REPORT)
+    try:
+        return storage.read_json(path) if storage.fs.exists(path) else None
+    except Exception as exc:  # a broken report must not take the page down
+        log.warning("learning curve %s unreadable: %s", path, exc)
+        return None
 
 
 def _rule(r: Mapping[str, Any]) -> RuleResult:

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from news_signals.ops.history import History, load_history
+from news_signals.ops.history import History, load_history, load_learning_curve
 
 __all__ = ["create_app", "render_page"]
 
 
-def render_page(history: History) -> str:
-    """The HTML page for ``history`` (charts rendered server-side)."""
+def render_page(history: History, curve: dict[str, Any] | None = None) -> str:
+    """The HTML page for ``history`` (charts rendered server-side); ``curve``: the learning curve."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from news_signals.ops.web.charts import macro_f1_chart, per_category_chart
+    from news_signals.ops.web.charts import learning_curve_chart, macro_f1_chart, per_category_chart
 
     env = Environment(loader=PackageLoader("news_signals.ops.web", "templates"), autoescape=select_autoescape())
     prod = history.production
@@ -33,6 +33,8 @@ def render_page(history: History) -> str:
         rows=list(reversed(history.rows)),  # newest first in the table
         f1_chart=macro_f1_chart(history.rows) if history.rows else "",
         cat_chart=per_category_chart(prod) if prod and prod.per_category else "",
+        curve=curve,
+        curve_chart=learning_curve_chart(curve) if curve and curve.get("reports") else "",
         fmt=_fmt,
     )
 
@@ -70,12 +72,13 @@ def create_app(
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         history = _load()
-        return HTMLResponse(render_page(history), status_code=503 if history.error else 200)
+        return HTMLResponse(render_page(history, load_learning_curve()), status_code=503 if history.error else 200)
 
     @app.get("/api/history")
     def api_history() -> JSONResponse:
         history = _load()
-        return JSONResponse(history.to_dict(), status_code=503 if history.error else 200)
+        body = {**history.to_dict(), "learning_curve": load_learning_curve()}
+        return JSONResponse(body, status_code=503 if history.error else 200)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -39,19 +39,19 @@ def _figure(width: float, height: float):
 
 
 def macro_f1_chart(rows: Sequence[VersionRow]) -> str:
-    """Macro-F1 of each version against the keyword baseline it was gated on; points coloured by decision."""
+    """Held-out human macro-F1 of each version and of keywords on the same rows; points coloured by decision."""
     fig = _figure(7.5, 3.4)
     ax = fig.add_subplot()
     xs = list(range(len(rows)))
     labels = [f"v{r.version}" + (" (prod)" if r.is_production else "") for r in rows]
     model = [r.macro_f1 for r in rows]
-    base = [r.baseline_macro_f1 for r in rows]
+    base = [r.keywords_macro_f1 for r in rows]
     ax.plot(
         [x for x, y in zip(xs, model, strict=True) if y is not None],
         [y for y in model if y is not None],
         color=MODEL,
         linewidth=2,
-        label="model macro-F1",
+        label="held-out human macro-F1",
         zorder=2,
     )
     for x, r in zip(xs, rows, strict=True):
@@ -65,7 +65,7 @@ def macro_f1_chart(rows: Sequence[VersionRow]) -> str:
     bx = [x for x, y in zip(xs, base, strict=True) if y is not None]
     if bx:
         ax.plot(bx, [y for y in base if y is not None], color=BASELINE, linestyle="--", marker="s",
-                markersize=4, linewidth=1.5, label="keyword baseline", zorder=1)
+                markersize=4, linewidth=1.5, label="keywords (same rows)", zorder=1)
     ax.scatter([], [], color=PROMOTE, label="gate: promote")
     ax.scatter([], [], color=KEEP, label="gate: keep")
     ax.set_xticks(xs, labels, fontsize=8)
@@ -78,6 +78,33 @@ def macro_f1_chart(rows: Sequence[VersionRow]) -> str:
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(fontsize=8, loc="lower right", frameon=False, ncol=2)
+    return _svg(fig)
+
+
+def learning_curve_chart(curve: dict) -> str:
+    """Macro-F1 on the same held-out rows: keywords, hybrid, then each version (error bar: its interval vs keywords)."""
+    fig = _figure(7.5, 3.2)
+    ax = fig.add_subplot()
+    names = list(curve["reports"])
+    values = [curve["reports"][n]["macro_f1"] for n in names]
+    points = {p["ref"]: p for p in curve.get("versions", [])}
+    kw = curve["reports"].get("keywords", {}).get("macro_f1")
+    colors = [MODEL if n in points else BASELINE for n in names]
+    bars = ax.bar(range(len(names)), values, color=colors, width=0.6)
+    for i, (n, bar) in enumerate(zip(names, bars, strict=True)):
+        p = points.get(n)
+        iv = (p or {}).get("vs_keywords") or {}
+        if kw is not None and iv.get("low") is not None:
+            ax.errorbar([i], [kw + iv["delta"]], yerr=[[iv["delta"] - iv["low"]], [iv["high"] - iv["delta"]]],
+                        color="#222", capsize=4, linewidth=1)
+        label = f"{bar.get_height():.3f}"
+        ax.annotate(label, (i, bar.get_height()), textcoords="offset points", xytext=(0, 10), ha="center", fontsize=8)
+    ticks = [n if n not in points else f"{n}\n{points[n].get('human_training_labels') or 0} human labels" for n in names]
+    ax.set_xticks(range(len(names)), ticks, fontsize=7)
+    ax.set_ylim(0, min(1.0, max(values, default=0.5) + 0.15))
+    ax.set_ylabel("held-out human macro-F1")
+    ax.grid(axis="y", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
 
 
