@@ -25,9 +25,17 @@ Keeps the classifier fresh without ever making production worse:
    `min_interval_low`, or tie within `tolerance` while faster, p95 latency budget, optional
    per-category floors); categories with fewer than `heldout_min_rows` held-out rows are reported,
    not gated. The table is in this task's log and `gate.json`. `force_promote` + `reason` overrides.
-6. **register_and_promote** or **register_only**: every candidate becomes a new immutable registry
+6. **approve_promotion** (only with `require_approval`, else `NEWS_SIGNALS_REQUIRE_APPROVAL`): a
+   PROMOTE waits for a person (Airflow's Required Actions page, or the task's page): the body is
+   the gate table; Approve → promote, Reject or no answer within `NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS`
+   (default 72) → register only. Who answered is recorded with the version and the promotion.
+7. **register_and_promote** or **register_only**: every candidate becomes a new immutable registry
    version with its metrics and gate report; production moves only on the promote branch.
    Identical files are never registered twice (a re-run returns the existing version).
+
+**Rollback** (the manual path): trigger with `rollback_to` = a version that was in production
+before and a `reason`; the run only moves production back (recorded with the triggering user,
+when and why) and trains nothing. The CLI equivalent: `python -m news_signals models rollback`.
 
 Registry: Hopsworks when the `hopsworks_default` connection exists, else local files.
 """
@@ -38,7 +46,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
+from news_signals.core.config import Settings
 from news_signals.ops.oncall import task_failure_callback
+from news_signals.retrain.approval import PromotionApproval
 from news_signals.retrain.trainer import docker_operator_kwargs, train_timeout, trainer_operator_class
 
 PLAN = "{{ ti.xcom_pull(task_ids='choose_trainer', key='plan')"
@@ -217,10 +227,40 @@ def _run_context() -> tuple[dict[str, Any], str]:
             type="boolean",
             description="promote even if the gate says keep (needs reason; recorded in gate.json)",
         ),
-        "reason": Param("", type="string", description="why force_promote is used (required with it)"),
+        "reason": Param("", type="string", description="why force_promote or rollback_to is used (required with them)"),
+        "require_approval": Param(
+            None,
+            type=["null", "boolean"],
+            description="a person approves a PROMOTE before production moves (default: NEWS_SIGNALS_REQUIRE_APPROVAL, false)",
+        ),
+        "rollback_to": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="only roll production back to this earlier production version (needs reason); trains nothing",
+        ),
     },
 )
 def monthly_retrain() -> None:
+    @task.branch(execution_timeout=timedelta(minutes=5))
+    def start() -> str:
+        """Retrain (snapshot), or with `rollback_to` only roll production back."""
+        params, _ = _run_context()
+        return "rollback" if params.get("rollback_to") else "snapshot"
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def rollback() -> dict[str, Any]:
+        """Move production back to `rollback_to`, recorded with the triggering user and `reason`."""
+        from news_signals.registry import RegistryError
+        from news_signals.retrain.pipeline import rollback_stage
+
+        params, _ = _run_context()
+        by = get_current_context()["dag_run"].triggering_user_name or "monthly_retrain"
+        try:
+            return rollback_stage(params, by=by)
+        except (ValueError, RegistryError) as exc:
+            raise _fail_fast(exc) from exc
+
     @task(execution_timeout=timedelta(hours=1))
     def snapshot() -> dict[str, Any]:
         """Build (or reuse) the training snapshot; too little data fails with the counts."""
@@ -287,41 +327,59 @@ def monthly_retrain() -> None:
 
     @task.branch(execution_timeout=timedelta(minutes=5))
     def gate(evaluation: dict[str, Any]) -> list[str]:
-        """Apply the promotion rules; log the table; branch to promote or keep."""
-        from news_signals.retrain.pipeline import gate_stage
+        """Apply the promotion rules; log the table; branch to promote, keep, or ask for approval."""
+        from news_signals.retrain.pipeline import after_gate, gate_stage
 
         params, _ = _run_context()
-        plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
+        ti = get_current_context()["ti"]
+        plan = ti.xcom_pull(task_ids="choose_trainer", key="plan")
         decision = gate_stage(plan, params)
         print(decision["table"])  # noqa: T201 - the table belongs in the task log verbatim
-        if plan["action"] == "evaluate_only":
-            return []
-        return ["register_and_promote"] if decision["promote"] else ["register_only"]
+        ti.xcom_push(key="table", value=decision["table"])  # the approval request shows it
+        return after_gate(plan, decision, params)
 
-    @task(execution_timeout=timedelta(minutes=30))
+    approve_promotion = PromotionApproval(
+        task_id="approve_promotion",
+        subject="monthly_retrain: promote the candidate to production?",
+        body="The promotion gate says PROMOTE. Approve to move production; Reject (or no answer "
+        "before the timeout) keeps production and registers the candidate only.\n\n"
+        "```\n{{ ti.xcom_pull(task_ids='gate', key='table') }}\n```",
+        promote_task="register_and_promote",
+        keep_task="register_only",
+        timeout=timedelta(hours=Settings().approval_timeout_hours),
+    )
+
+    def _approval() -> dict[str, Any] | None:
+        return get_current_context()["ti"].xcom_pull(task_ids="approve_promotion", key="approval")
+
+    @task(trigger_rule="none_failed_min_one_success", execution_timeout=timedelta(minutes=30))
     def register_and_promote() -> dict[str, Any]:
         """Register the candidate as a new version, then move production to it."""
         from news_signals.retrain.pipeline import register_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
-        return register_stage(plan, params, promote=True)
+        return register_stage(plan, params, promote=True, approval=_approval())
 
-    @task(execution_timeout=timedelta(minutes=30))
+    @task(trigger_rule="none_failed_min_one_success", execution_timeout=timedelta(minutes=30))
     def register_only() -> dict[str, Any]:
         """Register the candidate (kept for the record); production stays where it is."""
         from news_signals.retrain.pipeline import register_stage
 
         params, _ = _run_context()
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
-        return register_stage(plan, params, promote=False)
+        return register_stage(plan, params, promote=False, approval=_approval())
 
-    branch = choose_trainer(validate_snapshot(snapshot()))
+    snap = snapshot()
+    start() >> [rollback(), snap]
+    branch = choose_trainer(validate_snapshot(snap))
     evaluated = evaluate()
     local = train_local()
     branch >> [train_docker, local] >> evaluated
     branch >> evaluated
-    gate(evaluated) >> [register_and_promote(), register_only()]
+    registered = [register_and_promote(), register_only()]
+    gate(evaluated) >> [approve_promotion, *registered]
+    approve_promotion >> registered  # Approve → register_and_promote; Reject / timeout → register_only
 
 
 monthly_retrain()

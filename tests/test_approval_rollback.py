@@ -1,0 +1,286 @@
+"""Approval and rollback.
+
+End to end with ``dag.test()`` on the tiny-model setup of test_retrain_dag.py: with
+``require_approval`` a PROMOTE waits in ``approve_promotion`` (the standard provider's HITL
+operator) and a person answers through Airflow's real REST API (``PATCH …/hitlDetails``, logged in
+with the SimpleAuthManager): Approve → production moves, recorded with the approver; Reject or no
+answer before the timeout → production stays and the candidate is registered only. ``rollback_to``
+moves production back from the UI; ``models rollback`` does it from the CLI. The registry-level
+rollback runs on local files and on autospecs of the real hsml classes (Hopsworks).
+
+dag.test() in Airflow 3.1.8 runs triggers in-process, but its in-process supervisor does not answer
+the two HITL requests the trigger sends (``GetHITLDetailResponse``, ``UpdateHITLDetail``: "Unhandled
+request"; only the triggerer's supervisor does). ``hitl_in_dag_test`` adds exactly the triggerer's
+handling of those two messages to the in-process supervisor; everything else is Airflow's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from news_signals.core.storage import Storage
+from news_signals.registry import LocalRegistry, RegistryError, get_registry
+from news_signals.registry.hopsworks import HopsworksRegistry
+from test_registry import fake_artifact, hs_model, hsml_mocks
+from test_retrain_dag import LOGICAL, conf, load_dag, states
+from test_retrain_dag import env as _retrain_env  # noqa: F401 - registers the module-scoped "env" fixture here
+
+
+# ---- registry level ------------------------------------------------------------------------------
+def test_local_rollback_records_who_when_why_and_refuses_bad_targets(tmp_path):
+    reg = LocalRegistry("m", Storage(str(tmp_path / "home")))
+    for i in (1, 2, 3):
+        reg.register(fake_artifact(tmp_path / str(i), f"w{i}".encode()), {})
+    with pytest.raises(RegistryError, match="no production model"):
+        reg.rollback(1, "bad", "ada")
+    reg.promote(1, "first", by="promotion gate")
+    reg.promote(2, "better", by="promotion gate")
+    with pytest.raises(RegistryError, match=r"m@3 was never in production \(versions that were: \[1, 2\]\)"):
+        reg.rollback(3, "not a rollback", "ada")
+    with pytest.raises(RegistryError, match="already production"):
+        reg.rollback(2, "noop", "ada")
+    with pytest.raises(ValueError, match="needs --reason"):
+        reg.rollback(1, " ", "ada")
+    with pytest.raises(ValueError, match="needs --by"):
+        reg.rollback(1, "why", "")
+    assert reg.production().version == 2  # every refusal left production alone
+
+    mv = reg.rollback(1, "v2 mislabels storms as sports", "ada")
+    assert mv.version == 1 and reg.production().version == 1
+    last = reg.promotions()[-1]
+    assert (last["action"], last["version"], last["previous"], last["by"], last["reason"]) == (
+        "rollback", 1, 2, "ada", "v2 mislabels storms as sports"
+    )
+    assert last["promoted_at"] >= reg.promotions()[-2]["promoted_at"]
+    assert [p["action"] for p in reg.promotions()] == ["promote", "promote", "rollback"]
+
+
+def _tagging(model):
+    """The autospec'd hsml Model keeps its tags like the server does (add_tag / get_tag / delete_tag)."""
+    tags: dict = {}
+    model.get_tag.side_effect = tags.get
+    model.add_tag.side_effect = tags.__setitem__
+    model.delete_tag.side_effect = lambda name: tags.pop(name)
+    return model
+
+
+def test_hopsworks_rollback_moves_the_production_tag_and_carries_the_history():
+    mr, Model = hsml_mocks()
+    models = {v: _tagging(hs_model(Model, v)) for v in (1, 2, 3)}
+    mr.get_models.return_value = list(models.values())
+    mr.get_model.side_effect = lambda name, version=None: models.get(version)
+    reg = HopsworksRegistry("m", model_registry=mr)
+
+    reg.promote(1, "first", by="promotion gate")
+    reg.promote(2, "better", by="promotion gate")
+    with pytest.raises(RegistryError, match="never in production"):
+        reg.rollback(3, "x", "ada")
+    reg.rollback(1, "v2 regressed on weather", "ada")
+
+    assert reg.production().version == 1
+    assert models[2].get_tag("production") is None  # the old tag was removed...
+    history = reg.promotions()  # ...but the history travelled on the new tag
+    assert [(h["action"], h["version"], h["previous"], h["by"]) for h in history] == [
+        ("promote", 1, None, "promotion gate"),
+        ("promote", 2, 1, "promotion gate"),
+        ("rollback", 1, 2, "ada"),
+    ]
+    name, value = models[1].add_tag.call_args.args
+    assert name == "production" and value["reason"] == "v2 regressed on weather" and value["production"]
+    json.dumps(value)  # a tag value must be valid JSON
+
+
+def test_cli_rollback_and_history(tmp_path):
+    home = tmp_path / "home"
+    reg = LocalRegistry("news_signals", Storage(str(home)))
+    for i in (1, 2):
+        reg.register(fake_artifact(tmp_path / str(i), f"w{i}".encode()), {})
+        reg.promote(i, f"gate {i}", by="promotion gate")
+    env_vars = {**os.environ, "NEWS_SIGNALS_HOME": str(home), "NEWS_SIGNALS_REGISTRY": "local", "USER": "oncall-olga"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "news_signals", "models", *args], env=env_vars,
+                              capture_output=True, text=True, timeout=120)
+
+    never = cli("rollback", "--to", "7", "--reason", "x")
+    assert never.returncode == 2 and "never in production" in never.stderr and "Traceback" not in never.stderr
+    missing = cli("rollback", "--reason", "x")
+    assert missing.returncode == 2 and "needs --to" in missing.stderr
+    done = cli("rollback", "--to", "1", "--reason", "v2 floods the weather_wet signal")
+    assert done.returncode == 0, done.stderr
+    assert reg.production().version == 1
+    moves = json.loads(cli("history", "--json").stdout)
+    assert moves[-1] | {"promoted_at": None} == {
+        "version": 1, "previous": 2, "action": "rollback", "by": "oncall-olga",
+        "reason": "v2 floods the weather_wet signal", "promoted_at": None,
+    }
+    table = cli("history").stdout
+    assert "rollback" in table and "oncall-olga" in table
+
+
+# ---- end to end with dag.test() ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hitl_in_dag_test():
+    """The triggerer's handling of the two HITL trigger requests, added to dag.test()'s in-process supervisor."""
+    from airflow.jobs.triggerer_job_runner import HITLDetailResponseResult
+    from airflow.sdk.execution_time.comms import GetHITLDetailResponse, UpdateHITLDetail
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+
+    original = InProcessTestSupervisor._handle_request
+
+    def _handle_request(self, msg, log, req_id):
+        if isinstance(msg, UpdateHITLDetail):  # as TriggerRunnerSupervisor._handle_request does
+            api_resp = self.client.hitl.update_response(
+                ti_id=msg.ti_id, chosen_options=msg.chosen_options, params_input=msg.params_input
+            )
+        elif isinstance(msg, GetHITLDetailResponse):
+            api_resp = self.client.hitl.get_detail_response(ti_id=msg.ti_id)
+        else:
+            return original(self, msg, log, req_id)
+        self.send_msg(HITLDetailResponseResult.from_api_response(response=api_resp), request_id=req_id, error=None)
+        return None
+
+    InProcessTestSupervisor._handle_request = _handle_request
+    try:
+        yield
+    finally:
+        InProcessTestSupervisor._handle_request = original
+
+
+@pytest.fixture(scope="module")
+def airflow_api(tmp_path_factory, airflow_db):
+    """Airflow's real api-server app (TestClient) and a login for the approver "ada"."""
+    from fastapi.testclient import TestClient
+
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps({"ada": "admin-pw"}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__CORE__AUTH_MANAGER",
+                  "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "ada:admin")
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "approval-test-" + "0123456789abcdef" * 4)
+        from airflow.api_fastapi import app as api_app
+
+        client = TestClient(api_app.create_app(apps="core"))
+        token = client.post("/auth/token", json={"username": "ada", "password": "admin-pw"}).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            yield client
+        finally:
+            api_app.purge_cached_app()
+
+
+class Approver(threading.Thread):
+    """Answers the first waiting approval request of monthly_retrain through the REST API, as the UI would."""
+
+    def __init__(self, client, choice: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.choice, self.answered, self.error = client, choice, None, None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 600
+        try:
+            while time.monotonic() < deadline:
+                resp = self.client.get("/api/v2/dags/monthly_retrain/dagRuns/~/hitlDetails",
+                                       params={"response_received": False})
+                waiting = [d for d in resp.json().get("hitl_details", [])
+                           if d["task_instance"]["task_id"] == "approve_promotion"] if resp.status_code == 200 else []
+                if waiting:
+                    d = waiting[0]
+                    run_id = d["task_instance"]["dag_run_id"]
+                    self.answered = self.client.patch(
+                        f"/api/v2/dags/monthly_retrain/dagRuns/{run_id}/taskInstances/approve_promotion/-1/hitlDetails",
+                        json={"chosen_options": [self.choice], "params_input": {}},
+                    )
+                    self.body = d["body"]
+                    return
+                time.sleep(0.5)
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
+
+
+def _run(env, approver=None, **kw):
+    if approver is not None:
+        approver.start()
+    dr = load_dag().test(logical_date=LOGICAL, run_conf=conf(env, require_approval=True, **kw))
+    if approver is not None:
+        approver.join(timeout=30)
+        assert approver.error is None, approver.error
+    return dr
+
+
+def test_approve_promotes_and_records_the_approver(env, hitl_in_dag_test, airflow_api):
+    approver = Approver(airflow_api, "Approve")
+    dr = _run(env, approver)
+    s = states(dr)
+    assert str(dr.state) == "success", s
+    assert approver.answered is not None and approver.answered.status_code == 200, approver.answered
+    assert "macro_f1_floor" in approver.body and "decision: PROMOTE" in approver.body  # the gate table
+    assert s["approve_promotion"] == "success"
+    assert s["register_and_promote"] == "success" and s["register_only"] == "skipped"
+    prod = get_registry().production()
+    assert prod is not None and prod.gate["approval"]["approved"] is True and prod.gate["approval"]["by"] == "ada"
+    last = get_registry().promotions()[-1]
+    assert last["by"] == "ada" and "approved by ada" in last["reason"]
+
+
+def test_reject_keeps_production_and_registers_the_candidate(env, hitl_in_dag_test, airflow_api):
+    before = get_registry().production()
+    assert before is not None
+    approver = Approver(airflow_api, "Reject")
+    # force_promote: the gate says PROMOTE whatever this 1-epoch candidate scores
+    dr = _run(env, approver, seed=5, force_promote=True, reason="test: a promotable candidate")
+    s = states(dr)
+    assert str(dr.state) == "success", s
+    assert s["approve_promotion"] == "success"
+    assert s["register_only"] == "success" and s["register_and_promote"] == "skipped"
+    registry = get_registry()
+    assert registry.production().version == before.version  # production stayed
+    newest = max(registry.history(), key=lambda v: v.version)
+    assert newest.version > before.version and not newest.is_production
+    assert newest.gate["approval"] == newest.gate["approval"] | {"approved": False, "by": "ada", "timed_out": False}
+
+
+def test_no_answer_before_the_timeout_is_a_reject(env, hitl_in_dag_test, monkeypatch):
+    monkeypatch.setenv("NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS", str(2 / 3600))  # two seconds
+    before = get_registry().production()
+    dr = _run(env, seed=7, force_promote=True, reason="test: nobody answers")
+    s = states(dr)
+    assert str(dr.state) == "success", s
+    assert s["register_only"] == "success" and s["register_and_promote"] == "skipped"
+    registry = get_registry()
+    assert registry.production().version == before.version
+    newest = max(registry.history(), key=lambda v: v.version)
+    assert newest.gate["approval"]["timed_out"] is True and newest.gate["approval"]["approved"] is False
+
+
+def test_rollback_from_the_ui_moves_production_back_and_trains_nothing(env):
+    registry = get_registry()
+    first = registry.production().version
+    # a second production version: promote the candidate of seed 5 (already trained, reused)
+    dr = load_dag().test(logical_date=LOGICAL, run_conf=conf(env, seed=5, force_promote=True, reason="test"))
+    assert str(dr.state) == "success", states(dr)
+    assert registry.production().version != first
+    runs_before = sorted(p.name for p in Path(env["storage"].path("runs")).rglob("*"))
+
+    bad = load_dag().test(logical_date=LOGICAL, run_conf={"rollback_to": 99, "reason": "typo"})
+    assert str(bad.state) == "failed" and states(bad)["rollback"] == "failed"
+    assert registry.production().version != first
+
+    dr = load_dag().test(logical_date=LOGICAL, run_conf={"rollback_to": first, "reason": "v2 regressed on storms"})
+    s = states(dr)
+    assert str(dr.state) == "success", s
+    assert s["rollback"] == "success" and s["snapshot"] == "skipped" and s["register_only"] == "skipped"
+    assert registry.production().version == first
+    last = registry.promotions()[-1]
+    assert last["action"] == "rollback" and last["reason"] == "v2 regressed on storms" and last["by"]
+    assert sorted(p.name for p in Path(env["storage"].path("runs")).rglob("*")) == runs_before
