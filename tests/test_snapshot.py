@@ -193,3 +193,52 @@ def test_gx_validation_passes_then_catches_leak_and_shift(store):
     report = validate_snapshot(leaky.id, store, SnapshotChecks(min_train_rows=1, max_label_shift_kl=5.0))
     assert {"no_shared_article_id", "no_shared_title"} <= {c.name for c in report.failed}
     assert not report.success
+
+
+def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp_path):
+    """Held-out articles leave every split (by id and by text); training labels override bootstrap ones."""
+    from news_signals.core.taxonomy import confidence_column, score_column
+    from news_signals.core.text import normalise_title
+    from news_signals.labels.split import is_heldout
+    from news_signals.labels.store import LabelRow, LabelStore, text_article_id
+    from news_signals.retrain.snapshot import build_snapshot
+
+    storage = Storage(str(tmp_path / "home"))
+    write_daily_partitions(storage)
+    parts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())
+    parts = parts.drop_duplicates("title")
+    before = build_snapshot(params(), storage)
+    train_part = parts[~parts["article_id"].map(is_heldout)].head(40)
+    held_part = parts[parts["article_id"].map(is_heldout)].head(30)
+    # the human says crime=theft on 40 training articles and leaves everything but crime unknown
+    rows = [LabelRow(r.article_id, r.title, {"crime": "theft"}, annotator="ann") for r in train_part.itertuples()]
+    # 30 held-out articles (their partition ids), plus one held-out row known only by its text
+    rows += [LabelRow(r.article_id, r.title, {"crime": ""}, annotator="ann") for r in held_part.itertuples()]
+    used = set(held_part["title"]) | set(train_part["title"])
+    syndicated = next(t for t in parts["title"] if is_heldout(text_article_id(t)) and t not in used)
+    rows.append(LabelRow(text_article_id(syndicated), syndicated, {"crime": ""}, annotator="ann"))
+    # and one training-part article that is in no partition: it joins the snapshot as an extra row
+    extra = next(
+        t for t in (f"Thieves took bicycle number {i} from the central station, police said" for i in range(50))
+        if not is_heldout(text_article_id(t))
+    )
+    rows.append(LabelRow(text_article_id(extra), extra, {"crime": "theft", "transportation": ""}, annotator="ann"))
+    LabelStore(storage).import_rows(rows, source="test")
+
+    after = build_snapshot(params(max_per_class=3), storage)  # a tight cap: human rows must survive it
+    assert after.id != before.id  # new labels, new snapshot
+    m = after.manifest["human_labels"]
+    assert m["heldout_excluded"] == 31 and m["matched_rows"] == 41 and after.manifest["stats"]["human_extra_rows"] == 1
+    splits = pd.concat(read(after, s) for s in ("train", "val", "test"))
+    norm = set(splits["text"].map(normalise_title))
+    assert not set(held_part["article_id"]) & set(splits["article_id"])
+    assert normalise_title(syndicated) not in norm and not {normalise_title(t) for t in held_part["title"]} & norm
+    human = splits[splits["human_categories"] > 0].set_index("article_id")
+    assert len(human) == 41 and set(train_part["article_id"]) <= set(human.index)
+    assert (human[tag_column("crime")] == "theft").all() and (human[score_column("crime")] < 0).all()
+    assert (human[confidence_column("crime")] == 2.0).all()  # human_weight
+    kw = parts.set_index("article_id").loc[train_part["article_id"]]
+    # unknown categories keep the bootstrap label, at half its confidence
+    assert (human.loc[train_part["article_id"], tag_column("sports")] == kw[tag_column("sports")]).all()
+    assert (human.loc[train_part["article_id"], confidence_column("sports")] <= 0.5).all()
+    assert sum(m["rows_per_split"].values()) == 41
