@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("news_signals.commands.gate", "decide promotion for a retrain run (same stage as the DAG)"),
     "register": ("news_signals.commands.register", "register a retrain run's candidate (same stage as the DAG)"),
     "models": ("news_signals.commands.models", "list registered model versions"),
+    "labels": ("news_signals.commands.labels", "import, export (active learning) and count human labels"),
     "features": ("news_signals.commands.features", "classify a partition into the feature store"),
     "doctor": ("news_signals.commands.doctor", "check the installation, storage and services"),
 }
