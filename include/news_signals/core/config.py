@@ -49,6 +49,10 @@ class Settings:
     approval_timeout_hours: float = field(
         default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS", "72"))
     )
+    # model inference serves the artifact's registration-checked int8 graph; 0/false switches to fp32
+    int8: bool = field(
+        default_factory=lambda: os.environ.get("NEWS_SIGNALS_INT8", "1").strip().lower() not in ("0", "false", "no", "off")
+    )
     # LLM labeller (an OpenAI-compatible endpoint; the news_signals_llm connection takes precedence)
     llm_url: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_URL", ""))  # base URL ending in /v1
     llm_model: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_MODEL", ""))
