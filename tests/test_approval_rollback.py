@@ -29,8 +29,7 @@ from news_signals.core.storage import Storage
 from news_signals.registry import LocalRegistry, RegistryError, get_registry
 from news_signals.registry.hopsworks import HopsworksRegistry
 from test_registry import fake_artifact, hs_model, hsml_mocks
-from test_retrain_dag import LOGICAL, conf, load_dag, states
-from test_retrain_dag import env as _retrain_env  # noqa: F401 - registers the module-scoped "env" fixture here
+from test_retrain_dag import END, LOGICAL, conf, load_dag, states
 
 
 # ---- registry level ------------------------------------------------------------------------------
@@ -126,6 +125,29 @@ def test_cli_rollback_and_history(tmp_path):
 
 
 # ---- end to end with dag.test() ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, airflow_db):
+    """test_retrain_dag's setup in a home of its own: four daily partitions, a tiny base model."""
+    import pandas as pd
+    import torch
+    from test_snapshot import write_daily_partitions
+
+    from tools.tiny_model import build_tiny_base_model
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("approval")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEWS_SIGNALS_HOME", str(root / "home"))
+        mp.setenv("NEWS_SIGNALS_TRAINER_BACKEND", "local")
+        mp.setenv("NEWS_SIGNALS_REGISTRY", "local")
+        storage = Storage()
+        write_daily_partitions(storage, END, days=4, per_day=150)
+        days = storage.partition_dates()
+        texts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in days)["title"]
+        base = build_tiny_base_model(root / "tiny_base", list(texts))
+        yield {"storage": storage, "base": str(base), "root": root}
+
+
 @pytest.fixture(scope="module")
 def hitl_in_dag_test():
     """The triggerer's handling of the two HITL trigger requests, added to dag.test()'s in-process supervisor."""
