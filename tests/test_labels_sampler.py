@@ -184,3 +184,15 @@ def test_export_queue_stage_writes_both_files_for_the_logical_date(storage, ns_h
     assert len(jsonl.read_text().splitlines()) == 3 and len(json.loads(studio.read_text())) == 3
     # the queue lives beside the batches but is not one: nothing was imported
     assert LabelStore(storage).batches() == []
+
+
+def test_the_hybrid_labeller_is_a_second_opinion_with_its_confidence(storage):
+    """The real hybrid (shipped MiniLM, offline): with keywords standing in for the model, its
+    disagreement and its confidence are what make an article informative."""
+    import torch
+
+    torch.set_num_threads(1)
+    rows = select_for_labelling(4, storage=storage, use_hybrid=True)
+    assert {r["classifier"] for r in rows} == {"keywords"}
+    assert all("hybrid" in r["reason"] for r in rows)
+    assert max(r["priority"] for r in rows) > 0

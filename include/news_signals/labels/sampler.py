@@ -6,7 +6,9 @@ Per article and category an *informativeness* is
 
     disagreement (the production model vs the labellers: 1 when they disagree on presence,
                   0.5 when they agree on presence but not on the tag)
-  + uncertainty  (1 - |2 p - 1| for the model's presence probability p: 1 at p = 0.5)
+  + uncertainty  (1 - |2 p - 1| for the model's presence probability p: 1 at p = 0.5; a labeller
+                  that reports a confidence c in [0.5, 1], as the hybrid does, adds 2 (1 - c);
+                  the larger counts)
 
 The labellers are the partition's bootstrap labels (the keyword labeller's ``<category>_tag``)
 and, when its encoder loads, the hybrid labeller. Without a promoted model the production
@@ -151,6 +153,10 @@ def informativeness(
             else:
                 disagree = 0.0
             uncertainty = 1.0 - abs(2.0 * p - 1.0)
+            for sigs in labellers.values():
+                conf = sigs[i][c].get("confidence")
+                if conf is not None:
+                    uncertainty = max(uncertainty, min(1.0, max(0.0, 2.0 * (1.0 - float(conf)))))
             info[i, j] = disagree + uncertainty
             eligible[i, j] = True in present or p >= ELIGIBLE_PRESENCE
             said = ", ".join(f"{name} {_tag(t)}" for name, t in tags.items())
