@@ -196,3 +196,16 @@ def test_the_hybrid_labeller_is_a_second_opinion_with_its_confidence(storage):
     assert {r["classifier"] for r in rows} == {"keywords"}
     assert all("hybrid" in r["reason"] for r in rows)
     assert max(r["priority"] for r in rows) > 0
+
+
+def test_the_promoted_model_is_the_default_and_its_presence_probability_is_the_uncertainty(storage):
+    """A real tiny model artifact promoted in the local registry: resolve_classifier("auto") finds it."""
+    from _feature_helpers import register_and_promote, tiny_artifact
+
+    version = register_and_promote(storage, tiny_artifact())
+    rows = select_for_labelling(6, storage=storage, use_hybrid=False)
+    assert len(rows) == 6 and {r["classifier"] for r in rows} == {f"model:news_signals@{version}"}
+    for r in rows:
+        assert set(r["predictions"]) == set(CATEGORIES)
+        assert all(0.0 <= p["confidence"] <= 1.0 for p in r["predictions"].values())
+        assert "(p=" in r["reason"] and r["priority"] >= 0
