@@ -18,6 +18,7 @@ import posixpath
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage lines above as written
     sub = parser.add_subparsers(dest="labels_action", required=True, metavar="ACTION")
     imp = sub.add_parser("import", help="import an annotated file as one immutable batch")
     imp.add_argument("--file", required=True, help="the annotated file (local path or fsspec URL)")
