@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "falls back to torch with a warning when the ONNX export cannot be built",
     )
     parser.add_argument(
-        "--int8", action="store_true", default=None,
-        help="ONNX Runtime int8 (about 1.5-2x faster on CPU): the fastest int8 recipe that passes this model's int8 check "
-        "against fp32 (docs/MODEL.md), else fp32 with the reason; default: the NEWS_SIGNALS_INT8 variable",
+        "--int8", action=argparse.BooleanOptionalAction, default=None,
+        help="serve the model's int8 graph when its check at registration passed (the default; docs/MODEL.md); "
+        "--no-int8 serves fp32; default: the NEWS_SIGNALS_INT8 variable (on unless 0)",
     )
 
 
@@ -47,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc} (drop --require-model to fall back to keywords)", file=sys.stderr)
         return 3
     clf = resolution.classifier
-    backend = f", inference backend: {clf.backend}" if getattr(clf, "backend", None) else ""
-    if getattr(clf, "int8_check", None) is not None:  # int8 was asked for: say whether it is used
-        backend += f"; {clf.backend_reason}"
+    backend = f", inference backend: {clf.backend}; {clf.backend_reason}" if getattr(clf, "backend", None) else ""
     print(f"classifier: {clf.name} ({resolution.reason}{backend})", file=sys.stderr)
     texts = [article_text(a["title"], a.get("description")) for a in articles]
     signals, names = classify_named(clf, texts) if texts else ([], [])

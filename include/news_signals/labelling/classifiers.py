@@ -9,7 +9,6 @@ always returning the reason so callers can log which one they used and why.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,21 +61,17 @@ def keyword_classifier() -> Classifier:
     return KeywordLabeller()
 
 
-def int8_requested() -> bool:
-    """``NEWS_SIGNALS_INT8=1`` asks every model load on this worker for the checked int8 model."""
-    return os.environ.get("NEWS_SIGNALS_INT8", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def model_classifier(model_dir: str | Path, backend: str = "auto", int8: bool | None = None) -> Classifier:
     """The model in ``model_dir``; ``backend`` auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.
 
-    ``int8`` (default: ``NEWS_SIGNALS_INT8``) asks for ONNX Runtime's int8 model, which is used only
-    when it passes the per-artifact check of ``news_signals.model.int8_check`` (else fp32, logged).
+    ``int8`` (default: ``Settings().int8``, i.e. on unless ``NEWS_SIGNALS_INT8=0``) serves the
+    artifact's int8 graph when its registration check passed (``model.export``), else fp32.
     """
+    from news_signals.core.config import Settings
     from news_signals.model.inference import ModelClassifier
 
-    int8 = int8_requested() if int8 is None else int8
-    return ModelClassifier.from_dir(model_dir, backend=backend, quantize=int8 and backend != "torch")
+    int8 = Settings().int8 if int8 is None else int8
+    return ModelClassifier.from_dir(model_dir, backend=backend, int8=int8)
 
 
 def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:

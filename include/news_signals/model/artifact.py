@@ -8,6 +8,8 @@ Loading verifies every hash and the taxonomy before any weight is read, and read
 only from safetensors (never pickle), so a tampered or mismatched model is refused with
 an error that names the file or category. Files added later beside the artifact by the
 registry (``registry.json``, ``metrics.json``, ``gate.json``) are outside the hashed set.
+The serving files built at registration (``SERVING_FILES``: the fp32 and int8 ONNX graphs and
+the int8 check) are optional; when present they are listed and hashed like every other file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "heads.safetensors")
 # Written beside an artifact after it was saved; never hashed, never loaded as weights.
 UNHASHED = frozenset({MANIFEST, SIDECAR, "metrics.json", "gate.json"})
+# Built once when the model is registered (model.export.prepare_for_serving); optional, hashed when present.
+ONNX_FP32 = "onnx/model.onnx"
+ONNX_INT8 = "onnx/model-int8.onnx"
+INT8_CHECK = "int8_check.json"
+SERVING_FILES = (ONNX_FP32, ONNX_INT8, INT8_CHECK)
 
 
 class ArtifactError(ValueError):
@@ -124,6 +131,48 @@ def save_artifact(
         raise
     log.info("saved model artifact %s (%d files hashed)", out_dir, len(manifest["files"]))
     return out_dir
+
+
+def _write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
+    tmp = directory / f".tmp-{uuid.uuid4().hex}-{MANIFEST}"
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, directory / MANIFEST)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def add_serving_files(directory: str | Path, files: Mapping[str, bytes]) -> dict[str, Any]:
+    """Put ``files`` (names from ``SERVING_FILES``) into a verified artifact and list them, hashed.
+
+    Serving files from an earlier build that ``files`` does not name are removed. The manifest
+    first drops every serving file, then the files are written (temp + rename), then the manifest
+    lists them: a crash in between leaves an intact artifact without serving files, never a
+    listed file with other bytes. Returns the new manifest.
+    """
+    directory = Path(directory)
+    unknown = sorted(set(files) - set(SERVING_FILES))
+    if unknown:
+        raise ValueError(f"{unknown} are not serving files; an artifact may carry only {list(SERVING_FILES)}")
+    manifest = verify_artifact(directory)
+    listed = {n: h for n, h in manifest["files"].items() if n not in SERVING_FILES}
+    _write_manifest(directory, {**manifest, "files": listed})
+    for name in SERVING_FILES:
+        target = directory / name
+        if name not in files:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        try:
+            tmp.write_bytes(files[name])
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    manifest = {**manifest, "files": {**listed, **{n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}}
+    _write_manifest(directory, manifest)
+    log.info("%s: added %s to the artifact", directory, ", ".join(sorted(files)))
+    return manifest
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
@@ -224,6 +273,10 @@ class LoadedArtifact:
     @property
     def max_length(self) -> int:
         return int(self.manifest.get("max_length", 64))
+
+    def listed(self, name: str) -> Path | None:
+        """The path of ``name`` when the (verified) manifest lists it, else None."""
+        return self.path / name if name in (self.manifest.get("files") or {}) else None
 
 
 def read_sidecar(directory: str | Path) -> dict[str, Any]:

@@ -11,20 +11,32 @@ product emits, the ``classify`` contract's ``tag`` and ``score`` per (article, c
 * **scores**: where the two tags agree, ``|score difference|`` at most 0.1 in every cell and
   at most 0.01 on average over the present cells.
 
-The check runs once per artifact (on up to 1,000 headline-length texts from the packaged
-replay corpus in the model's languages) and an int8 export that misses it is not used: the
-classifier keeps fp32 and says why. See bench/bench_inference.py for the speed side.
+* **held-out human labels** (when the registration has them): the int8 model's macro-F1 on
+  them at most 0.01 below fp32's.
+
+The check runs once, when the model is registered (``model.export.prepare_for_serving``), on up
+to 1,000 headline-length texts from the packaged replay corpus in the model's languages plus the
+held-out human-labelled texts; its report is stored, hashed, in the artifact (``int8_check.json``)
+and an int8 model that misses it is not stored: serving keeps fp32 and says why. See
+bench/bench_inference.py for the speed side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from news_signals.core.taxonomy import ABSENT, CATEGORIES, Signals
 
-CHECK_VERSION = 2  # bump when the texts or the measures change: cached verdicts are redone
+if TYPE_CHECKING:
+    from news_signals.model.artifact import LoadedArtifact
+    from news_signals.model.predictor import Engine
+
+log = logging.getLogger(__name__)
+
+CHECK_VERSION = 3  # bump when the texts or the measures change: artifacts are checked again at registration
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class Int8Tolerance:
     min_present_tag_agreement: float = 0.97  # cells where either model finds the category present
     max_score_diff: float = 0.1  # any cell where the tags agree
     max_score_mae: float = 0.01  # mean over the present cells where the tags agree
+    max_human_f1_drop: float = 0.01  # held-out human macro-F1, int8 below fp32 (when held-out labels exist)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -84,6 +97,12 @@ def failures(report: dict[str, Any], tolerance: Int8Tolerance | None = None) -> 
         out.append(f"a score moves by {report['max_score_diff']:.3f} (> {tolerance.max_score_diff})")
     if report["score_mae"] > tolerance.max_score_mae:
         out.append(f"scores move by {report['score_mae']:.4f} on average (> {tolerance.max_score_mae})")
+    human = report.get("human_macro_f1") or {}
+    if human.get("fp32") is not None and human.get("int8") is not None:
+        drop = float(human["fp32"]) - float(human["int8"])
+        if drop > tolerance.max_human_f1_drop:
+            out.append(f"held-out human macro-F1 drops by {drop:.3f} ({human['fp32']:.3f} -> {human['int8']:.3f}, "
+                       f"> {tolerance.max_human_f1_drop})")
     return out
 
 
@@ -105,3 +124,79 @@ def verification_texts(languages: Sequence[str] = (), n: int = 1000, max_chars: 
         texts = texts[:: max(1, len(texts) // (3 * n))]  # analyse a spread, not the whole corpus
         texts = [t for t in texts if served_language(lexicon.analyse(t).lang_lean, languages)]
     return texts[:: max(1, len(texts) // n)][:n]
+
+
+def run_check(
+    art: LoadedArtifact,
+    fp32: Engine,
+    texts: Sequence[str],
+    human: tuple[list[int], list[int], Any] | None,
+    quantized: Callable[[str], tuple[Engine, dict[str, Any]]],
+    recipes: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Each int8 recipe (fastest first, ``quantized(recipe)`` builds it) against ``fp32`` on ``texts``
+    through the real predictor and decoder, in serving batches; stops at the first that passes.
+
+    ``human``: (positions of the held-out texts in ``texts``, their rows in the held-out set, the
+    set) for the human macro-F1 rule. Returns the report stored as ``int8_check.json``.
+    """
+    from news_signals.model.decoder import Decoder
+    from news_signals.model.export import INT8_RECIPES
+    from news_signals.model.predictor import Predictor
+
+    decoder = Decoder.from_manifest(art.manifest)
+    kw = {"max_length": art.max_length, "categories": art.manifest["categories"],
+          "vocabularies": art.manifest["vocabularies"]}
+    report: dict[str, Any] = {
+        "check_version": CHECK_VERSION,
+        "tolerance": TOLERANCE.as_dict(),
+        "languages": sorted(art.manifest.get("languages") or []),
+        "texts": {"total": len(texts), "heldout": len(human[0]) if human else 0},
+        "recipes": {},
+        "served": None,
+    }
+    if not texts:
+        report["reason"] = "no texts to check int8 on"
+        return report
+    reference = decoder.to_signals(Predictor(fp32, art.tokenizer, **kw).predict(texts))
+    human_fp32 = _human_f1(reference, human)
+    for recipe in recipes or INT8_RECIPES:
+        try:
+            engine, info = quantized(recipe)
+            got = decoder.to_signals(Predictor(engine, art.tokenizer, **kw).predict(texts))
+        except Exception as exc:  # noqa: BLE001 - an unchecked int8 model is never stored
+            report["recipes"][recipe] = {"failures": [f"the int8 check could not run ({type(exc).__name__}: {exc})"]}
+            break  # the next recipe's check would fail the same way
+        result = compare_signals(reference, got)
+        if human:
+            result["heldout"] = compare_signals([reference[i] for i in human[0]], [got[i] for i in human[0]])
+            result["human_macro_f1"] = {"fp32": human_fp32, "int8": _human_f1(got, human)}
+        missed = failures(result)
+        report["recipes"][recipe] = {"report": _rounded(result), "failures": missed, "quantization": info}
+        log.info("int8 check of %s (%s): %s (%s)", art.path.name, recipe, summary(result), "; ".join(missed) or "within tolerance")
+        if not missed:
+            report["served"] = recipe
+            break
+    if report["served"] is None:
+        report["reason"] = " | ".join(f"{r}: {'; '.join(v['failures'])}" for r, v in report["recipes"].items())
+    return report
+
+
+def _human_f1(signals: Sequence[Signals], human: tuple[list[int], list[int], Any] | None) -> float | None:
+    """Macro-F1 over the gated categories of the held-out rows the model serves (None: none gated)."""
+    if not human:
+        return None
+    from news_signals.retrain.heldout import HeldoutSet, presence, score
+
+    positions, rows, held = human
+    subset = HeldoutSet([held.article_ids[i] for i in rows], [held.texts[i] for i in rows], held.truth[rows])
+    gated, _ = subset.gated_categories()
+    if not gated:
+        return None
+    return round(float(score(presence([signals[i] for i in positions]), subset, gated)["macro_f1"]), 6)
+
+
+def _rounded(report: dict[str, Any]) -> dict[str, Any]:
+    """Floats to 6 digits: the stored report (hashed in the manifest) does not move with float noise."""
+    return {k: (round(v, 6) if isinstance(v, float) else _rounded(v) if isinstance(v, dict) else v)
+            for k, v in report.items()}

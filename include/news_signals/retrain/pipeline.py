@@ -286,6 +286,7 @@ def evaluate_stage(
         candidate_dir, candidate_ref = str(registry.download(int(version))), f"{registry.name}@{version}"
     else:
         candidate_dir, candidate_ref = plan["candidate_dir"], "candidate"
+        serving_files(candidate_dir, storage)  # evaluated as it will serve; the fingerprint covers them
     from news_signals.registry.base import artifact_files, fingerprint
 
     fp = fingerprint(artifact_files(candidate_dir))
@@ -433,6 +434,15 @@ def approval_required(params: dict[str, Any]) -> bool:
 
 
 # ---- 7. register ---------------------------------------------------------------------------------
+def serving_files(candidate_dir: str, storage: Storage) -> dict[str, Any]:
+    """The candidate's ONNX files and int8 check (``model.export``), checked on the held-out human
+    texts too; built once into the artifact, before it is registered. Returns the int8 check."""
+    from news_signals.model.export import prepare_for_serving
+    from news_signals.retrain.heldout import load_heldout
+
+    return prepare_for_serving(candidate_dir, heldout=load_heldout(storage))
+
+
 def register_stage(
     plan: dict[str, Any],
     params: dict[str, Any],
@@ -474,6 +484,7 @@ def register_stage(
         gate = {**gate, "approval": approval}
         if promote and not approval.get("approved"):
             raise RuntimeError("register_and_promote ran but the approval says reject; refusing to promote")
+    serving_files(plan["candidate_dir"], storage)  # built once: a no-op when evaluate built them
     registry = get_registry(p.model_name)
     job = plan["job"]
     mv = registry.register(
