@@ -199,12 +199,14 @@ class LLMStandin:
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)  # no status line: the client sees the connection drop
                 return None
-            if fault == "slow":
+            if fault == "slow":  # logged on arrival: the client may give up before the answer
+                record(200, fault)
                 time.sleep(self.slow_s)
             article = user.split("Article:\n", 1)[-1]
             content = self.answer_content(article, fault)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-            record(200, fault)
+            if fault != "slow":
+                record(200, fault)
             return self._send(
                 h,
                 200,
