@@ -467,3 +467,32 @@ def test_snapshot_falls_back_to_hybrid_when_asked_and_records_it(llm_env, partit
     assert m["labeller"].startswith(f"llm:{MODEL}@prompt-v1 -> fallback hybrid@")
     assert m["labeller_stats"]["fell_back"] is True and "not reachable" in m["labeller_stats"]["reason"]
     assert m["labeller_stats"]["labeller"].startswith("hybrid@")
+
+
+# ---- monthly_retrain end to end --------------------------------------------------------------------
+from test_retrain_dag import env  # noqa: E402, F401 - the module fixture: partitions + a tiny base model
+
+
+def test_monthly_retrain_with_the_llm_labeller_runs_end_to_end(env, server, monkeypatch):  # noqa: F811
+    from test_retrain_dag import LOGICAL, conf, load_dag, states
+
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_URL", server.base_url)
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_MODEL", MODEL)
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_RPS", "0")
+    monkeypatch.delenv("AIRFLOW_CONN_NEWS_SIGNALS_LLM", raising=False)
+    server.inject("429")
+    server.inject("500")
+    dr = load_dag().test(logical_date=LOGICAL, run_conf=conf(env, labeller="llm"))
+    s = states(dr)
+    assert str(dr.state) == "success", s
+    assert s["train_local"] == "success" and s["register_and_promote"] == "success"
+    snap = next(ti for ti in dr.get_task_instances() if ti.task_id == "snapshot")
+    out = snap.xcom_pull(task_ids="snapshot")
+    assert out["labeller"] == f"llm:{MODEL}@prompt-v1"
+    stats = out["labeller_stats"]
+    assert stats["requests"] == len(server.chat_requests()) > 100 and stats["retries"] >= 2
+    assert stats["answered"] > 100 and stats["prompt_tokens"] > 0
+    manifest = json.loads(Path(out["snapshot_path"], "manifest.json").read_text())
+    assert manifest["labeller_stats"]["requests"] == stats["requests"]
+    assert FAKE_KEY not in json.dumps(out) and FAKE_KEY not in json.dumps(manifest)
