@@ -2,9 +2,13 @@
 """Compare the labellers side by side on the development split (disaster messages, train/news).
 
 Prints a markdown table (per category precision / recall / F1 and macro-F1; the README includes
-it) and writes the same numbers as JSON. Only ``split == "train"`` rows are read.
+it), then latency and cost per labeller, and writes the same numbers as JSON. Only
+``split == "train"`` rows are read. ``llm`` (the OpenAI-compatible endpoint of docs/LLM.md) is
+scored too when an endpoint is configured (the ``news_signals_llm`` connection or
+``NEWS_SIGNALS_LLM_URL``); its answers are cached, so a second run costs nothing and its
+latency is then the cache's: the first run's request latency is in the JSON (``llm_summary``).
 
-    python scripts/evaluate_labellers.py [--labellers keywords,embeddings,hybrid] [--model-dir DIR]
+    python scripts/evaluate_labellers.py [--labellers keywords,embeddings,hybrid,llm] [--model-dir DIR]
         [--output reports/labellers.json] [--limit N]
 """
 
@@ -27,7 +31,21 @@ from news_signals.labelling.evaluation import (  # noqa: E402
     to_json,
 )
 
-LABELLERS = ("keywords", "embeddings", "hybrid")
+LABELLERS = ("keywords", "embeddings", "hybrid", "llm")
+
+
+def llm_configured() -> bool:
+    from news_signals.labelling.llm import LLMConfig, LLMNotConfigured
+
+    try:
+        LLMConfig.from_environment()
+    except LLMNotConfigured:
+        return False
+    return True
+
+
+def default_labellers() -> str:
+    return ",".join(n for n in LABELLERS if n != "llm" or llm_configured())
 
 
 def build(name: str):
@@ -43,12 +61,18 @@ def build(name: str):
         from news_signals.labelling.hybrid import HybridLabeller
 
         return HybridLabeller()
+    if name == "llm":
+        from news_signals.labelling.llm import LLMConfig, LLMLabeller
+
+        return LLMLabeller(LLMConfig.from_environment())
     raise ValueError(f"unknown labeller {name!r}; choose from {LABELLERS}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labellers", default=",".join(LABELLERS), help=f"comma list of {LABELLERS}")
+    parser.add_argument(
+        "--labellers", default=None, help=f"comma list of {LABELLERS} (default: all; llm when an endpoint is configured)"
+    )
     parser.add_argument("--model-dir", help="also score a saved model artifact (news_signals.labelling.classifiers.model_classifier)")
     parser.add_argument("--output", default=str(ROOT / "reports" / "labellers.json"), help="JSON results file")
     parser.add_argument("--limit", type=int, help="only the first N development texts (quick checks)")
@@ -59,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"development set: {len(dev.texts)} texts ({dev.source})", file=sys.stderr)
     results: dict[str, dict] = {}
     built: dict[str, object] = {}
-    classifiers = [(n.strip(), None) for n in args.labellers.split(",") if n.strip()]
+    names = args.labellers or default_labellers()
+    classifiers = [(n.strip(), None) for n in names.split(",") if n.strip()]
     if args.model_dir:
         classifiers.append(("model", args.model_dir))
     for name, model_dir in classifiers:
@@ -74,12 +99,21 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         res = score_predictions(signals, dev.truth)
         res["seconds"] = round(seconds, 2)
+        res["ms_per_text"] = round(seconds / max(1, len(dev.texts)) * 1000, 3)
+        if hasattr(clf, "summary"):  # the LLM: requests, tokens, cost, request latency
+            summary = clf.summary()
+            res["llm_summary"] = summary
+            res["cost_per_1000_articles"] = summary["cost_per_1000_articles"]
         res["classifier"] = getattr(clf, "label", None) or clf.name
         results[name if model_dir is None else clf.name] = res
         built[name if model_dir is None else clf.name] = clf
         print(f"{name}: macro-F1 {res['macro_f1']:.3f} in {seconds:.1f}s", file=sys.stderr)
 
     print(markdown_table(results))
+    print("\n| labeller | ms per text | cost per 1,000 articles |\n|---|---|---|")
+    for name, res in results.items():
+        cost = res.get("cost_per_1000_articles")
+        print(f"| {name} | {res['ms_per_text']:.2f} | {'-' if cost is None else f'{cost:.4f}'} |")
     out = {"dev_set": dev.source, "n_texts": len(dev.texts), "results": results, "handmade": {}}
     if not args.no_handmade:
         for lang in ("en", "sv"):

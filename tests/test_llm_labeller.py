@@ -469,6 +469,33 @@ def test_snapshot_falls_back_to_hybrid_when_asked_and_records_it(llm_env, partit
     assert m["labeller_stats"]["labeller"].startswith("hybrid@")
 
 
+# ---- scored on human labels --------------------------------------------------------------------------
+def test_evaluate_labellers_scores_the_llm_with_latency_and_cost(llm_env, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from news_signals.core.config import PROJECT_ROOT
+
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_PRICE_PROMPT_PER_1K", "0.5")
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_PRICE_COMPLETION_PER_1K", "1.5")
+    spec = importlib.util.spec_from_file_location("evaluate_labellers", PROJECT_ROOT / "scripts" / "evaluate_labellers.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert "llm" in script.default_labellers().split(",")
+    out = tmp_path / "labellers.json"
+    assert script.main(["--labellers", "keywords,llm", "--limit", "40", "--output", str(out), "--no-handmade"]) == 0
+    table = capsys.readouterr().out
+    assert "| llm |" in table and "cost per 1,000 articles" in table
+    res = json.loads(out.read_text())["results"]
+    kw, llm = res["keywords"], res["llm"]
+    assert set(llm["categories"]) == set(kw["categories"]) and 0.0 <= llm["macro_f1"] <= 1.0
+    s = llm["llm_summary"]
+    assert s["asked"] == 40 and s["requests"] >= 40
+    expected = (s["prompt_tokens"] * 0.5 + s["completion_tokens"] * 1.5) / 1000 / 40 * 1000
+    assert llm["cost_per_1000_articles"] == pytest.approx(expected, rel=1e-3) and expected > 0
+    # the stand-in answers with the keyword labeller, so the scores must agree with it exactly
+    assert llm["macro_f1"] == pytest.approx(kw["macro_f1"])
+
+
 # ---- monthly_retrain end to end --------------------------------------------------------------------
 from test_retrain_dag import env  # noqa: E402, F401 - the module fixture: partitions + a tiny base model
 
