@@ -172,6 +172,15 @@ def test_invalid_answers_are_asked_again_with_the_reason(server, tmp_path):
     assert lab.summary()["invalid_answers"] == 2
 
 
+def test_a_response_that_is_no_chat_completion_is_asked_again(server, tmp_path):
+    lab = labeller(server, tmp_path, workers=1)
+    server.inject("not_chat")
+    [sig] = lab.classify_texts([TEXTS[0]])
+    assert sig["emergencies"]["tag"] == "fire"
+    assert [r.fault for r in server.chat_requests()] == ["not_chat", None]
+    assert "not a chat completion" in server.chat_requests()[1].user
+
+
 def test_an_always_invalid_answer_is_a_recorded_failure_and_keywords_decide(server, tmp_path):
     from news_signals.labelling.keywords import KeywordLabeller
 

@@ -10,7 +10,7 @@ Faults for the client's tests, each for the next ``count`` requests (``inject``)
 request whose article contains a marker (``poison``): ``429`` (with ``Retry-After``), ``500``,
 ``slow`` (sleeps ``slow_s`` before answering), ``invalid_json``, ``out_of_taxonomy`` (an unknown
 tag), ``unknown_category``, ``bad_score`` (outside [-1, 1]), ``drop`` (closes the connection
-without an answer). ``requests`` is the request log; ``max_concurrent`` the most requests seen in
+without an answer), ``not_chat`` (a 200 with an HTML body). ``requests`` is the request log; ``max_concurrent`` the most requests seen in
 flight at once.
 
     python -m tools.llm_standin --port 8000 [--api-key KEY] [--delay 0.05]
@@ -30,7 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("429", "500", "slow", "invalid_json", "out_of_taxonomy", "unknown_category", "bad_score", "drop")
+FAULTS = (
+    "429", "500", "slow", "invalid_json", "out_of_taxonomy", "unknown_category", "bad_score", "drop", "not_chat",
+)
 MODEL = "standin-keywords"
 
 
@@ -198,6 +200,15 @@ class LLMStandin:
                 record(0, fault)
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)  # no status line: the client sees the connection drop
+                return None
+            if fault == "not_chat":  # a 200 whose body is no chat completion (a proxy's error page)
+                record(200, fault)
+                data = b"<html><body>upstream busy</body></html>"
+                h.send_response(200)
+                h.send_header("Content-Type", "text/html")
+                h.send_header("Content-Length", str(len(data)))
+                h.end_headers()
+                h.wfile.write(data)
                 return None
             if fault == "slow":  # logged on arrival: the client may give up before the answer
                 record(200, fault)

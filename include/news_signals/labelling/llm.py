@@ -488,9 +488,8 @@ class LLMLabeller:
         rejected: str | None = None
         try:
             for _ in range(self.config.answer_tries):
-                content = self._ask(text, rejected)
                 try:
-                    signals = parse_answer(content)
+                    signals = parse_answer(self._ask(text, rejected))
                 except InvalidAnswer as exc:
                     rejected = str(exc)
                     with self._lock:
@@ -506,6 +505,9 @@ class LLMLabeller:
         except _RequestRejected as exc:
             self._record(ok=None, kind="rejected")
             return RowResult(None, str(exc))
+        except LLMUnavailable:
+            self._abort.set()  # the other workers stop before their next request
+            raise
         error = f"invalid answer after {self.config.answer_tries} tries: {rejected}"
         self.cache.put(text, {"error": error})
         self._record(ok=None, kind="invalid_answer")
