@@ -72,7 +72,7 @@ def llm_env(server, ns_home, monkeypatch):
     monkeypatch.setenv("NEWS_SIGNALS_LLM_MODEL", MODEL)
     monkeypatch.setenv("NEWS_SIGNALS_LLM_API_KEY", FAKE_KEY)
     monkeypatch.setenv("NEWS_SIGNALS_LLM_RPS", "0")
-    monkeypatch.setenv("NEWS_SIGNALS_LLM_TIMEOUT", "0.5")
+    monkeypatch.setenv("NEWS_SIGNALS_LLM_TIMEOUT", "1")
     monkeypatch.delenv("AIRFLOW_CONN_NEWS_SIGNALS_LLM", raising=False)
     return server
 
@@ -197,8 +197,8 @@ def test_an_always_invalid_answer_is_a_recorded_failure_and_keywords_decide(serv
 
 
 def test_retries_on_500_timeouts_and_dropped_connections(server, tmp_path):
-    lab = labeller(server, tmp_path, workers=1, timeout_s=0.3, retries=4)
-    server.slow_s = 1.0
+    lab = labeller(server, tmp_path, workers=1, timeout_s=1.0, retries=4)
+    server.slow_s = 2.5  # well past the timeout, even on a loaded machine
     for fault in ("500", "slow", "drop", "500"):
         server.inject(fault)
     [sig] = lab.classify_texts([TEXTS[1]])
@@ -255,7 +255,7 @@ def test_requests_per_second_are_limited_across_workers(server, tmp_path):
     arrivals = sorted(r.at for r in server.chat_requests())
     assert len(arrivals) == 10
     assert arrivals[-1] - arrivals[0] >= (10 - 1) / 5 - 0.05
-    assert all(sum(a <= t < a + 1.0 for t in arrivals) <= 6 for a in arrivals)
+    assert all(sum(a <= t < a + 1.0 for t in arrivals) <= 7 for a in arrivals)  # 5 starts/s, + arrival jitter
 
 
 # ---- the cache ---------------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ def test_label_llm_survives_faults_and_a_second_run_makes_no_requests(llm_env, t
     from news_signals.cli import main
 
     srv = llm_env
-    srv.slow_s = 1.0  # > the 0.5 s timeout
+    srv.slow_s = 2.5  # > the 1 s timeout
     for fault in ("429", "500", "slow", "drop", "invalid_json", "bad_score"):
         srv.inject(fault)
     srv.poison("Kitten", "out_of_taxonomy")  # this row's answer stays invalid
