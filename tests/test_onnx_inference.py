@@ -368,3 +368,42 @@ def test_classify_int8_is_the_default_and_the_flag_and_variable_switch_it_off(
     assert "(int8, within" in classify(passed, "flag.jsonl", "--int8")  # the flag wins over the variable
     monkeypatch.setenv("NEWS_SIGNALS_INT8", "1")
     assert model_classifier(passed).int8_recipe == "int8"
+
+
+def test_the_check_runs_on_the_held_out_human_texts_and_gates_on_their_macro_f1(plain, check_texts, tmp_path, monkeypatch):
+    from news_signals.retrain.heldout import HeldoutSet, truth_matrix
+
+    from tools.tiny_model import synthetic_rows
+
+    rows = synthetic_rows(n_per_template=8, seed=3)  # headlines with known labels, as a person gave them
+    held = HeldoutSet([f"a{i}" for i in range(len(rows))], [r["text"] for r in rows],
+                      truth_matrix([{c: s["tag"] for c, s in r["signals"].items()} for r in rows]))
+    assert held.gated_categories()[0]  # enough labelled rows for at least one category to count
+    monkeypatch.setattr(int8_check, "TOLERANCE", LENIENT)
+    art = copy_of(plain, tmp_path / "model")
+    report = prepare_for_serving(art, heldout=held, texts=check_texts)
+    assert report["texts"] == {"total": len(check_texts) + len(held), "heldout": len(held)}
+    result = report["recipes"]["int8"]["report"]
+    assert result["texts"] == len(check_texts) + len(held) and result["heldout"]["texts"] == len(held)
+    human = result["human_macro_f1"]
+    assert 0.0 <= human["fp32"] <= 1.0 and 0.0 <= human["int8"] <= 1.0
+    # The same report with the human rule tightened beyond what int8 can do is refused, and says why.
+    drop = human["fp32"] - human["int8"]
+    worse = {**result, "human_macro_f1": {"fp32": human["fp32"], "int8": human["fp32"] - 0.05}}
+    assert any("held-out human macro-F1 drops by 0.050" in m for m in int8_check.failures(worse, LENIENT))
+    assert drop <= LENIENT.max_human_f1_drop or report["served"] is None
+
+
+def test_the_registry_stores_and_fingerprints_the_serving_files(plain, artifact, tmp_path):
+    from news_signals.core.storage import Storage
+    from news_signals.registry.base import artifact_files, fingerprint
+    from news_signals.registry.local import LocalRegistry
+
+    registry = LocalRegistry("tiny", Storage(str(tmp_path / "home")))
+    mv = registry.register(artifact, {"macro_f1": 0.5})
+    assert mv.fingerprint == fingerprint(artifact_files(artifact)) != fingerprint(artifact_files(plain))
+    downloaded = registry.download(mv.version)
+    assert {ONNX_FP32, INT8_CHECK} <= set(verify_artifact(downloaded)["files"])
+    clf = ModelClassifier.from_dir(downloaded)
+    assert clf.backend == "onnx" and clf.name == f"model:tiny@{mv.version}"
+    assert clf.int8_check == json.loads((artifact / INT8_CHECK).read_text())
