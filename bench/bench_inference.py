@@ -9,11 +9,11 @@ backbone, in the same run, this prints texts/s for:
   ours            ModelClassifier, torch backend: length-sorted batches (bucketing) + dynamic
                   padding + inference_mode
   ours-int8       the same with torch dynamic int8 quantization of the linear layers
-  ours-onnx       ModelClassifier, onnx backend (the default on CPU): the same batches through
-                  ONNX Runtime, graph exported once and fused (Attention, LayerNorm, GELU), fp32
-  ours-onnx-int8  the onnx backend with ORT dynamic int8 (per-channel weights) as the product
-                  serves it: the fastest recipe that passes the model's int8 check ("int8": all
-                  encoder MatMul/Attention; "int8-mixed": FFN down-projections kept fp32), else fp32
+  ours-onnx       ModelClassifier, onnx backend, int8 off: the artifact's fp32 ONNX graph (built at
+                  registration, fused: Attention, LayerNorm, GELU)
+  ours-onnx-int8  the default (``classify --method model``, the feature pipeline): the artifact's
+                  int8 graph when its registration check passed ("int8": all encoder
+                  MatMul/Attention; "int8-mixed": FFN down-projections kept fp32), else fp32
 
 Each path is timed ``--repeats`` times, interleaved (one round of every path, then the next
 round), and the best round counts, so a burst of load from other processes hits all paths
@@ -27,11 +27,13 @@ An int8 path must meet the product's int8 tolerance, stated on the classify cont
 score per (text, category) (``news_signals.model.int8_check``: tags identical on >= 99.5% of
 cells and >= 97% of present cells, scores within 0.1 and 0.01 on average). ``ours-onnx-int8`` is
 what the product runs when int8 is asked for: the classifier checks each int8 recipe itself and
-keeps fp32 when none is within the tolerance (printed). The model is ``--model-dir``, else the promoted
+keeps fp32 when none is within the tolerance (printed). An artifact without its serving files
+(not registered yet) is copied and they are built first, as registration would. The model is ``--model-dir``, else the promoted
 production model (after ``make demo``: the demo's), else MiniLM with random heads, for which
 int8 always misses the tolerance (near-uniform probabilities flip). The closing RATIO
 line reports the fastest ``ours*`` path within its tolerance (and says which), then training
-examples/s (forward + backward + AdamW).
+examples/s (forward + backward + AdamW), then the achieved GFLOP/s of the replaced path and of
+the default path against a plain fp32 matmul of the model's FFN shapes timed in the same run.
 
 The default workload is what the model path serves: headline-length texts (``--max-chars 90``;
 GDELT titles are ~60-90 characters) in the model's languages (``--languages auto``: MiniLM is
@@ -92,6 +94,58 @@ def workload_languages(option: str, base_model: str) -> list[str]:
 
         return default_languages(base_model)
     return [x.strip() for x in option.split(",") if x.strip()]
+
+
+def with_serving_files(art: Path, tmp: Path) -> Path:
+    """``art`` when it carries its ONNX files and int8 check; else a copy with them built, as registration does."""
+    from news_signals.model.artifact import ONNX_FP32, read_manifest
+
+    if ONNX_FP32 in read_manifest(art)["files"]:
+        return art
+    from news_signals.model.export import prepare_for_serving
+
+    copy = tmp / "served"
+    shutil.copytree(art, copy, ignore=shutil.ignore_patterns("checkpoints", "registry.json"))
+    started = time.perf_counter()
+    report = prepare_for_serving(copy)
+    print(f"built the serving files (as registration does) in {time.perf_counter() - started:.1f}s: "
+          f"int8 {report.get('served') or 'refused: ' + str(report.get('reason'))}")
+    return copy
+
+
+def encoder_flops_per_token(config: object, tokens: float) -> float:
+    """Multiply-adds x 2 of one token through the encoder at sequence length ``tokens``: QKV, attention
+    output and FFN projections, plus QK^T and AV over the sequence."""
+    h, i, layers = int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers)
+    return 2.0 * layers * (4 * h * h + 2 * h * i + 2 * tokens * h)
+
+
+def gflops_line(model: object, tokenizer: object, texts: list[str], sub: list[str],
+                results: dict[str, tuple[float, float]], threads: int) -> str:
+    """Achieved GFLOP/s of the replaced and the default path against a plain fp32 matmul of the FFN
+    shape (tokens of a 64-text batch x hidden x intermediate), all timed in this run."""
+    import numpy as np
+    import torch
+
+    config = model.encoder.config
+    lengths = [len(x) for x in tokenizer(texts, truncation=True, max_length=64)["input_ids"]]
+    ours = sum(length * encoder_flops_per_token(config, length) for length in lengths) / len(lengths)
+    replaced = 512 * encoder_flops_per_token(config, 512)
+    m, k, n = 64 * int(np.mean(lengths)), int(config.hidden_size), int(config.intermediate_size)
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.set_num_threads(threads)
+    best = float("inf")
+    for _ in range(5):
+        with Timer() as t:
+            for _ in range(20):
+                torch.mm(a, b)
+        best = min(best, t.wall / 20)
+    peak = 2.0 * m * k * n / best / 1e9
+    out = [f"GFLOP/s (fp32-equivalent FLOPs; plain torch fp32 matmul {m}x{k}x{n}: {peak:.0f} GFLOP/s in this run):"]
+    for name, flop in (("replaced", replaced), ("ours", ours), ("ours-onnx", ours), ("ours-onnx-int8", ours)):
+        got = results[name][0] * flop / 1e9
+        out.append(f"  {name:<15} {flop / 1e9:6.3f} GFLOP/text  {got:6.0f} GFLOP/s  {got / peak:5.0%} of the matmul")
+    return "\n".join(out)
 
 
 def rate(n: int, seconds: float) -> float:
@@ -184,11 +238,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             for k in range(0, len(texts), 64):
                 model(**encode(texts[k : k + 64], padding=True, max_length=64))
 
+    art = with_serving_files(art, tmp)
     classifiers = {
         "ours": ModelClassifier.from_dir(art, threads=args.threads, backend="torch"),
         "ours-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="torch", quantize=True),
-        "ours-onnx": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx"),
-        "ours-onnx-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx", quantize=True),
+        "ours-onnx": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx", int8=False),
+        "ours-onnx-int8": ModelClassifier.from_dir(art, threads=args.threads),  # the default
     }
     recipe = classifiers["ours-onnx-int8"].int8_recipe  # the int8 recipe the product serves, None: fp32
     int8_paths = {"ours-int8"} | ({"ours-onnx-int8"} if recipe else set())
@@ -259,12 +314,12 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
           f"tokens (replaced path timed on {len(sub)}); model: {which}; "
           f"best of {max(1, args.repeats)} interleaved rounds; load average {load:.1f}")
     print(f"{'path':<15} {'texts/s':>9} {'ms/text':>8} {'x replaced':>11} {'texts/CPU-s':>12} {'x (CPU)':>8}")
-    refused = "ours-onnx-int8" not in int8_paths  # the product's check refused int8: that row runs fp32
+    refused = "ours-onnx-int8" not in int8_paths  # the registration check refused int8: that row runs fp32
     for name, (wall, cpu) in results.items():
         label = f"{name}*" if refused and name == "ours-onnx-int8" else name
         print(f"{label:<15} {wall:9.1f} {1000 / wall:8.2f} {wall / base[0]:10.1f}x {cpu:12.1f} {cpu / base[1]:7.1f}x")
     if refused:
-        print("* int8 refused by the model's int8 check, so this row is the fp32 ONNX model again (see below)")
+        print("* int8 refused by the model's registration check, so this row is the fp32 ONNX model again (see below)")
     within: dict[str, bool] = {"ours": True}
     verdicts: dict[str, str] = {"ours": "the reference"}
     for name in classifiers:
@@ -284,7 +339,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         print(f"{name + ' vs ours:':<22} {raw}; {int8_check.summary(contract[name])} -> {verdicts[name]}")
     onnx_int8 = classifiers["ours-onnx-int8"]
     print(f"ours-onnx-int8 as the product loads it: {onnx_int8.backend_reason}")
-    for tried, report in onnx_int8.int8_checks.items():  # its own check on the corpus, per recipe tried
+    for tried, report in onnx_int8.int8_checks.items():  # the registration check, per recipe tried
         print(f"  int8 check, recipe {tried}: {int8_check.summary(report)}")
     print(f"training: {train_rate[0]:.1f} examples/s wall, {train_rate[1]:.1f} per CPU-second "
           "(batch 32, max length 64, forward+backward+AdamW)")
@@ -296,6 +351,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         return "" if within[n] else " (outside its tolerance)"
 
     others = ", ".join(f"{n} {results[n][0] / base[0]:.1f}x{note(n)}" for n in classifiers if n != best)
+    flops = gflops_line(model, tokenizer, texts, sub, results, args.threads)
+    print(flops)
     print(f"RATIO {best}/replaced = {results[best][0] / base[0]:.1f}x wall, {results[best][1] / base[1]:.1f}x CPU "
           f"(target >= 50x; {best}: {verdicts[best]}); others: {others}")
 

@@ -62,3 +62,12 @@ def test_verification_texts_are_headlines_in_the_requested_languages():
     leans = [KeywordLabeller().analyse(t).lang_lean for t in texts]
     assert not any(lang == "sv" for lang in leans)
     assert any(lang == "sv" for lang in (KeywordLabeller().analyse(t).lang_lean for t in int8_check.verification_texts(n=200)))
+
+
+def test_the_held_out_human_rule_counts_only_when_both_scores_exist():
+    base = {"tag_agreement": 1.0, "present_tag_agreement": 1.0, "max_score_diff": 0.0, "score_mae": 0.0}
+    assert failures({**base, "human_macro_f1": {"fp32": 0.60, "int8": 0.595}}) == []  # within 0.01
+    missed = failures({**base, "human_macro_f1": {"fp32": 0.60, "int8": 0.58}})
+    assert len(missed) == 1 and "drops by 0.020" in missed[0] and "0.600 -> 0.580" in missed[0]
+    assert failures({**base, "human_macro_f1": {"fp32": None, "int8": None}}) == []  # no gated category: not a rule
+    assert failures({**base, "human_macro_f1": {"fp32": 0.5, "int8": 0.7}}) == []  # int8 better is fine
