@@ -233,6 +233,13 @@ def _run_context() -> tuple[dict[str, Any], str]:
             type=["null", "boolean"],
             description="a person approves a PROMOTE before production moves (default: NEWS_SIGNALS_REQUIRE_APPROVAL, false)",
         ),
+        "label_queue_size": Param(
+            100,
+            type="integer",
+            minimum=0,
+            description="after registering: the N most informative unlabelled recent articles for annotators "
+            "(labels/queue/<date>.jsonl and .label-studio.json); 0 = none",
+        ),
         "rollback_to": Param(
             None,
             type=["null", "integer"],
@@ -370,6 +377,16 @@ def monthly_retrain() -> None:
         plan = get_current_context()["ti"].xcom_pull(task_ids="choose_trainer", key="plan")
         return register_stage(plan, params, promote=False, approval=_approval())
 
+    @task(trigger_rule="none_failed_min_one_success", execution_timeout=timedelta(minutes=30))
+    def export_labelling_queue() -> dict[str, Any]:
+        """Active learning: queue the articles the (new) production model is least sure of, for annotators."""
+        from news_signals.labels.sampler import export_queue_stage
+
+        params, day = _run_context()
+        if not params.get("label_queue_size"):
+            return {"rows": 0, "skipped": "label_queue_size is 0"}
+        return export_queue_stage(params, day)
+
     snap = snapshot()
     start() >> [rollback(), snap]
     branch = choose_trainer(validate_snapshot(snap))
@@ -378,6 +395,7 @@ def monthly_retrain() -> None:
     branch >> [train_docker, local] >> evaluated
     branch >> evaluated
     registered = [register_and_promote(), register_only()]
+    registered >> export_labelling_queue()
     gate(evaluated) >> [approve_promotion, *registered]
     approve_promotion >> registered  # Approve → register_and_promote; Reject / timeout → register_only
 

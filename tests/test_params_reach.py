@@ -140,6 +140,12 @@ def retrain_start(dag, params, fx) -> Any:
     return run_task(dag, "start", params)
 
 
+def retrain_queue(dag, params, fx) -> Any:
+    """How many articles the labelling-queue task asks annotators about."""
+    out = run_task(dag, "export_labelling_queue", params)
+    return out.get("requested", out.get("rows"))
+
+
 def retrain_params(field: str) -> Callable:
     """For the evaluate stage's settings: the value the stage reads from the typed params."""
 
@@ -203,6 +209,7 @@ CHECKS: dict[str, dict[str, tuple[Any, Callable, dict[str, Any]]]] = {
         "reason": ("a different reason", retrain_gate, FORCED),
         "require_approval": (True, retrain_gate, {}),
         "rollback_to": (2, retrain_start, {}),
+        "label_queue_size": (7, retrain_queue, {}),
     },
 }
 

@@ -356,5 +356,6 @@ def export_queue_stage(params: dict[str, Any], logical_date: Any, storage: Stora
     studio = storage.url(storage.write_bytes(f"{base}.label-studio.json", render_queue(rows, "label-studio").encode()))
     summary = summarise(rows, jsonl)
     summary["label_studio_path"] = studio
+    summary["requested"] = int(params.get("label_queue_size", 100))
     log.info("labelling queue for %s: %d articles -> %s and %s", day, len(rows), jsonl, studio)
     return summary
