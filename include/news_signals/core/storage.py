@@ -1,4 +1,4 @@
-"""The storage layout of ARCHITECTURE.md on any fsspec filesystem, with atomic writes.
+"""The storage layout of docs/CONTRACTS.md on any fsspec filesystem, with atomic writes.
 
 Local paths and ``s3://…`` URLs go through the same code: a write goes to a temporary
 name beside the target and is then renamed, so readers never see half a file.

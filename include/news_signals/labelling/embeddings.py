@@ -36,7 +36,7 @@ DEFAULT_ENCODER = "minilm"
 DEFAULT_THRESHOLD = 0.35  # the replaced system's cosine threshold; calibrate_hybrid.py overrides it
 TOP_K = 3
 _MAX_SHARDS = 64
-ALWAYS_NEGATIVE = ("emergencies", "crime")  # ARCHITECTURE.md: these are bad news by definition
+ALWAYS_NEGATIVE = ("emergencies", "crime")  # docs/CONTRACTS.md: these are bad news by definition
 
 
 def text_key(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The model artifact of ARCHITECTURE.md: save it whole or not at all, load it only if it is intact.
+"""The model artifact of docs/CONTRACTS.md: save it whole or not at all, load it only if it is intact.
 
 A directory holds the encoder's ``save_pretrained`` files (``config.json``,
 ``model.safetensors``), the tokenizer files, the heads in ``heads.safetensors``, training

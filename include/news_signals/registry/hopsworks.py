@@ -1,6 +1,6 @@
 """The registry on Hopsworks' model registry (used when the ``hopsworks_default`` connection exists).
 
-Calls follow ARCHITECTURE.md and the installed hsml 5.2.1 signatures:
+Calls follow docs/CONTRACTS.md and the installed hsml 5.2.1 signatures:
 ``mr.python.create_model(name, version=…, metrics=…, description=…, input_example=…)`` then
 ``model.save(dir)``; production is the ``production`` tag on a model version
 (``model.add_tag`` — ``set_tag`` is deprecated in hsml 5.x). The tag value carries

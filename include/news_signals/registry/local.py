@@ -1,6 +1,6 @@
 """The default registry: immutable version directories under ``registry/<model_name>/``.
 
-Layout (ARCHITECTURE.md): ``<version>/`` holds the artifact plus ``metrics.json``, ``gate.json``
+Layout (docs/CONTRACTS.md): ``<version>/`` holds the artifact plus ``metrics.json``, ``gate.json``
 and the ``registry.json`` sidecar (name, version, file hashes, created_at, description);
 ``production`` names the promoted version and is replaced atomically by
 :meth:`LocalRegistry.promote` only (a rollback is a promote with ``action="rollback"``);
