@@ -12,10 +12,23 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 GDELT_DEFAULT_URL = "https://api.gdeltproject.org/api/v2/doc/doc"
 DEFAULT_MODEL_NAME = "news_signals"
+BACKEND_CHOICES = ("auto", "local", "hopsworks")
 
 
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in os.environ.get(name, default).split(",") if x.strip())
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """A lower-cased value from ``choices``; anything else is an error naming the variable."""
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value
 
 
 def default_home() -> str:
@@ -68,6 +81,39 @@ class Settings:
         default_factory=lambda: float(os.environ.get("NEWS_SIGNALS_LLM_PRICE_COMPLETION_PER_1K", "0"))
     )
     llm_cache_dir: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_CACHE_DIR", ""))  # default $HOME/cache/llm
+    # daily batch validation limits (the DAG's Params override them per run)
+    min_rows: int = field(default_factory=lambda: int(_env("NEWS_SIGNALS_MIN_ROWS", "1")))  # 0 publishes empty days
+    max_rows: int = field(default_factory=lambda: int(_env("NEWS_SIGNALS_MAX_ROWS", "100000")))
+    max_unlabelled_share: float = field(  # largest share of rows in which no category fired
+        default_factory=lambda: float(_env("NEWS_SIGNALS_MAX_UNLABELLED_SHARE", "0.95"))
+    )
+    # GDELT client retries on 429/5xx/HTML answers, with exponential backoff from this many seconds
+    gdelt_retries: int = field(default_factory=lambda: int(_env("NEWS_SIGNALS_GDELT_RETRIES", "5")))
+    gdelt_backoff_s: float = field(default_factory=lambda: float(_env("NEWS_SIGNALS_GDELT_BACKOFF", "2")))
+    # backends: auto = Hopsworks when the hopsworks_default connection exists, else local files
+    registry_backend: str = field(
+        default_factory=lambda: _env_choice("NEWS_SIGNALS_REGISTRY", BACKEND_CHOICES, "auto")
+    )
+    feature_store_backend: str = field(
+        default_factory=lambda: _env_choice("NEWS_SIGNALS_FEATURE_STORE", BACKEND_CHOICES, "auto")
+    )
+    # cache for derived files outside the home (corpus texts, downloaded model versions); "" = XDG cache
+    cache: str = field(default_factory=lambda: _env("NEWS_SIGNALS_CACHE"))
+    # trainer (retrain/trainer.py): "" = docker when a daemon is configured, else local
+    trainer_backend: str = field(default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_BACKEND").lower())
+    trainer_image: str = field(
+        default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_IMAGE", "news-signals-trainer:latest")
+    )
+    trainer_gpu: str = field(default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_GPU", "auto").lower())  # 1 | 0 | auto
+    train_timeout_h: float = field(default_factory=lambda: float(_env("NEWS_SIGNALS_TRAIN_TIMEOUT_H", "6")))
+    docker_url: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DOCKER_URL"))  # "" = DOCKER_HOST or the socket
+    docker_conn_id: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DOCKER_CONN_ID"))  # a registry login
+    docker_host_home: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DOCKER_HOST_HOME"))  # home as the host sees it
+    trainer_secret_env: tuple[str, ...] = field(  # worker variables passed to the container, never logged
+        default_factory=lambda: _env_list("NEWS_SIGNALS_TRAINER_SECRET_ENV", "")
+    )
+    # tools/docker_build.py: the Debian mirror the image build uses
+    debian_mirror: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DEBIAN_MIRROR", "http://deb.debian.org/debian"))
 
     @classmethod
     def from_env(cls) -> Settings:
