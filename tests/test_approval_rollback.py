@@ -127,25 +127,10 @@ def test_cli_rollback_and_history(tmp_path):
 # ---- end to end with dag.test() ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, airflow_db):
-    """test_retrain_dag's setup in a home of its own: four daily partitions, a tiny base model."""
-    import pandas as pd
-    import torch
-    from test_snapshot import write_daily_partitions
+    """Four daily partitions and a tiny base model built from their texts, in a home of this module's own."""
+    from _retrain_helpers import retrain_home
 
-    from tools.tiny_model import build_tiny_base_model
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("approval")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEWS_SIGNALS_HOME", str(root / "home"))
-        mp.setenv("NEWS_SIGNALS_TRAINER_BACKEND", "local")
-        mp.setenv("NEWS_SIGNALS_REGISTRY", "local")
-        storage = Storage()
-        write_daily_partitions(storage, END, days=4, per_day=150)
-        days = storage.partition_dates()
-        texts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in days)["title"]
-        base = build_tiny_base_model(root / "tiny_base", list(texts))
-        yield {"storage": storage, "base": str(base), "root": root}
+    yield from retrain_home(tmp_path_factory.mktemp("approval"), END, threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -26,27 +26,10 @@ def load_dag():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, airflow_db):
-    """A NEWS_SIGNALS_HOME with four daily partitions and a tiny base model built from their texts."""
-    import pandas as pd
-    import torch
-    from news_signals.core.storage import Storage
-    from test_snapshot import write_daily_partitions
+    """Four daily partitions and a tiny base model built from their texts, in a home of this module's own."""
+    from _retrain_helpers import retrain_home
 
-    from tools.tiny_model import build_tiny_base_model
-
-    torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("retrain")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NEWS_SIGNALS_HOME", str(root / "home"))
-        mp.setenv("NEWS_SIGNALS_TRAINER_BACKEND", "local")
-        mp.setenv("NEWS_SIGNALS_REGISTRY", "local")
-        storage = Storage()
-        write_daily_partitions(storage, END, days=4, per_day=150)
-        texts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())[
-            "title"
-        ]
-        base = build_tiny_base_model(root / "tiny_base", list(texts))
-        yield {"storage": storage, "base": str(base), "root": root}
+    yield from retrain_home(tmp_path_factory.mktemp("retrain"), END, threads=2)
 
 
 def conf(env, **kw):

@@ -31,17 +31,7 @@ log = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.json"
 
-GATE_KEYS = (
-    "min_macro_f1",
-    "keyword_margin",
-    "min_gain",
-    "tolerance",
-    "min_latency_gain",
-    "min_interval_low",
-    "latency_p95_budget_ms",
-    "per_category_floors",
-    "gold_min_macro_f1",
-)
+GATE_KEYS = tuple(f.name for f in fields(GateThresholds))  # the gate's thresholds, each a DAG Param
 
 
 @dataclass
