@@ -151,7 +151,7 @@ def _interval(iv: dict[str, Any] | None) -> str:
 def heldout_table(heldout: dict[str, Any]) -> str:
     """Per-category F1 on the held-out human labels, rows per category, and which are gated."""
     reports = heldout.get("reports") or {}
-    names = [n for n in ("candidate", "production", "keywords") if n in reports]
+    names = [n for n in ("candidate", "production", "keywords", "llm") if n in reports]
     head = f"{'held-out human labels':<16} {'rows':>6} {'present':>7} " + " ".join(f"{n:>10}" for n in names) + "  gated"
     lines = [head, "-" * len(head)]
     for c, n in (heldout.get("rows_per_category") or {}).items():

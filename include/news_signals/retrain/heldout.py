@@ -211,7 +211,7 @@ def heldout_reports(
     reports = {name: score(pred, held, gated) for name, pred in predictions.items()}
     intervals = {}
     if "candidate" in predictions:
-        for other in ("production", "keywords"):
+        for other in ("production", "keywords", "llm"):
             if other in predictions:
                 intervals[f"candidate-{other}"] = paired_bootstrap(
                     predictions["candidate"], predictions[other], held, gated, samples=samples, seed=seed

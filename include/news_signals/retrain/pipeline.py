@@ -352,6 +352,9 @@ def _heldout_stage(
     if held is None:
         return None
     predictions = {name: presence(clf.classify_texts(held.texts)) for name, clf in classifiers.items()}
+    teacher = _llm_teacher(p)
+    if teacher is not None:  # the gate table compares the candidate with the LLM that taught it
+        predictions["llm"] = presence(teacher.classify_texts(held.texts))
     reports = heldout_reports(
         predictions,
         held,
@@ -359,8 +362,24 @@ def _heldout_stage(
         samples=int(p.bootstrap_samples),
         seed=int(p.seed),
     )
+    if teacher is not None:
+        reports["llm"] = {k: v for k, v in teacher.summary().items() if k != "api_key"}
     storage.write_json(posixpath.join(eval_dir, "heldout.json"), reports)
     return reports
+
+
+def _llm_teacher(p: RetrainParams) -> Any:
+    """The LLM labeller when the snapshot used it and it answers now (its cache makes this cheap), else None."""
+    if p.labeller != "llm":
+        return None
+    from news_signals.labelling.llm import LLMNotConfigured, LLMUnavailable, snapshot_labeller
+
+    try:
+        teacher = snapshot_labeller()
+    except (LLMUnavailable, LLMNotConfigured) as exc:
+        log.warning("the LLM labeller is not scored on the held-out labels: %s", exc)
+        return None
+    return teacher
 
 
 # ---- 6. gate -------------------------------------------------------------------------------------
