@@ -35,7 +35,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from news_signals.core.config import PROJECT_ROOT
+from news_signals.core.config import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def ensure_base_image(client, tag: str = BASE_IMAGE_TAG, *, mirror: str | None =
         ):
             if subprocess.run(cmd, env=env).returncode != 0:
                 raise BuildError(f"`{' '.join(cmd)}` failed; install debootstrap by hand (apt-get install debootstrap)")
-    mirror = mirror or os.environ.get("NEWS_SIGNALS_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = mirror or Settings.from_env().debian_mirror or DEFAULT_MIRROR
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="news-signals-rootfs-", dir="/var/tmp") as tmp:
         rootfs = Path(tmp) / "rootfs"

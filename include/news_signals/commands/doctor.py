@@ -142,13 +142,10 @@ def check_registry(settings, timeout: float) -> Check:
 
 
 def check_feature_store(settings, timeout: float) -> Check:
-    import os
-
-    from news_signals.core.connections import get_connection
+    from news_signals.core.hopsworks import choose_backend
     from news_signals.core.storage import Storage
 
-    kind = (os.environ.get("NEWS_SIGNALS_FEATURE_STORE") or "auto").lower()
-    if kind == "hopsworks" or (kind == "auto" and get_connection("hopsworks_default") is not None):
+    if choose_backend(settings.feature_store_backend) == "hopsworks":
         return _hopsworks_probe("feature store", timeout)
     st = Storage(settings.home)
     base = st.path("features")

@@ -56,6 +56,20 @@ def hopsworks_configured(conn_id: str = DEFAULT_CONN_ID) -> bool:
     return get_connection(conn_id) is not None
 
 
+def choose_backend(choice: str) -> str:
+    """``local`` or ``hopsworks`` for a setting of ``auto`` / ``local`` / ``hopsworks``.
+
+    ``auto`` is Hopsworks when its connection exists, so the registry, the feature store and
+    ``doctor`` agree; a forced ``hopsworks`` without the connection fails where it logs in.
+    """
+    choice = (choice or "auto").strip().lower()
+    if choice not in ("auto", "local", "hopsworks"):
+        raise ValueError(f"backend {choice!r}: use auto, local or hopsworks")
+    if choice != "auto":
+        return choice
+    return "hopsworks" if hopsworks_configured() else "local"
+
+
 def login(conn_id: str = DEFAULT_CONN_ID) -> Any:
     """A logged-in ``hopsworks.project.Project`` for the connection's project."""
     conn = get_connection(conn_id)

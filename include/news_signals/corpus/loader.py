@@ -81,8 +81,10 @@ def cache_dir() -> Path:
     Derived from installed packages, not project data, so it lives outside ``$NEWS_SIGNALS_HOME``
     and survives test sessions with fresh homes.
     """
-    if os.environ.get("NEWS_SIGNALS_CACHE"):
-        return Path(os.environ["NEWS_SIGNALS_CACHE"])
+    from news_signals.core.config import Settings
+
+    if Settings.from_env().cache:
+        return Path(Settings.from_env().cache)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "news_signals"
 

@@ -14,7 +14,6 @@ connection ``gdelt_api``).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -195,8 +194,8 @@ class GdeltClient:
         kwargs: dict[str, Any] = {
             "timeout_s": settings.gdelt_timeout_s,
             "min_interval_s": settings.gdelt_min_interval_s,
-            "max_retries": int(os.environ.get("NEWS_SIGNALS_GDELT_RETRIES", "5")),
-            "backoff_s": float(os.environ.get("NEWS_SIGNALS_GDELT_BACKOFF", "2")),
+            "max_retries": settings.gdelt_retries,
+            "backoff_s": settings.gdelt_backoff_s,
         }
         kwargs.update(overrides)
         return cls(resolve_endpoint(settings), **kwargs)

@@ -61,14 +61,6 @@ QUARANTINE_RESULT = "validation.json"
 QUARANTINE_SUMMARY = "summary.txt"
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
 @dataclass(frozen=True)
 class BatchLimits:
     """Batch-level thresholds; defaults from ``NEWS_SIGNALS_MIN_ROWS`` / ``_MAX_ROWS`` / ``_MAX_UNLABELLED_SHARE``.
@@ -77,11 +69,9 @@ class BatchLimits:
     ``max_unlabelled_share`` is the largest allowed share of rows in which no category fired.
     """
 
-    min_rows: int = field(default_factory=lambda: _env_int("NEWS_SIGNALS_MIN_ROWS", 1))
-    max_rows: int = field(default_factory=lambda: _env_int("NEWS_SIGNALS_MAX_ROWS", 100_000))
-    max_unlabelled_share: float = field(
-        default_factory=lambda: _env_float("NEWS_SIGNALS_MAX_UNLABELLED_SHARE", 0.95)
-    )
+    min_rows: int = field(default_factory=lambda: Settings.from_env().min_rows)
+    max_rows: int = field(default_factory=lambda: Settings.from_env().max_rows)
+    max_unlabelled_share: float = field(default_factory=lambda: Settings.from_env().max_unlabelled_share)
 
     def __post_init__(self) -> None:
         if self.min_rows < 0 or self.max_rows < self.min_rows:

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import os
-
 from news_signals.core.storage import Storage
 from news_signals.registry.base import ModelRegistry, ModelVersion, RegistryError
 from news_signals.registry.local import LocalRegistry
@@ -22,15 +20,11 @@ __all__ = [
 
 
 def registry_backend() -> str:
-    """``local`` or ``hopsworks`` for this environment."""
-    choice = os.environ.get("NEWS_SIGNALS_REGISTRY", "auto").strip().lower()
-    if choice not in ("auto", "local", "hopsworks"):
-        raise ValueError(f"NEWS_SIGNALS_REGISTRY={choice!r}; use auto, local or hopsworks")
-    if choice != "auto":
-        return choice
-    from news_signals.core.hopsworks import hopsworks_configured
+    """``local`` or ``hopsworks`` for this environment (``NEWS_SIGNALS_REGISTRY``, default auto)."""
+    from news_signals.core.config import Settings
+    from news_signals.core.hopsworks import choose_backend
 
-    return "hopsworks" if hopsworks_configured() else "local"
+    return choose_backend(Settings.from_env().registry_backend)
 
 
 def get_registry(model_name: str | None = None, storage: Storage | None = None) -> ModelRegistry:

@@ -34,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from news_signals.core.config import default_home
+from news_signals.core.config import Settings, default_home
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class TrainerError(RuntimeError):
 
 
 def trainer_image() -> str:
-    return os.environ.get("NEWS_SIGNALS_TRAINER_IMAGE", DEFAULT_IMAGE)
+    return Settings.from_env().trainer_image or DEFAULT_IMAGE
 
 
 def docker_configured() -> bool:
@@ -60,7 +60,7 @@ def docker_configured() -> bool:
 
 def default_backend() -> str:
     """``NEWS_SIGNALS_TRAINER_BACKEND`` if set, else docker when a daemon is configured, else local."""
-    backend = os.environ.get("NEWS_SIGNALS_TRAINER_BACKEND", "").strip().lower()
+    backend = Settings.from_env().trainer_backend
     if backend:
         if backend not in BACKENDS:
             raise ValueError(f"NEWS_SIGNALS_TRAINER_BACKEND={backend!r}; use one of {BACKENDS}")
@@ -92,7 +92,7 @@ def use_gpu_default() -> bool:
     Without a GPU, device_requests must be left out: the daemon refuses to start a container that asks
     for a GPU it cannot give. Set 1 where the workers see no GPU but the Docker host has one (compose).
     """
-    value = os.environ.get("NEWS_SIGNALS_TRAINER_GPU", "auto").strip().lower()
+    value = Settings.from_env().trainer_gpu
     if value in ("", "auto"):
         return gpu_available()
     return value not in ("0", "false", "no")
@@ -108,7 +108,7 @@ def gpu_device_requests(use_gpu: bool) -> list[Any] | None:
 
 
 def train_timeout() -> timedelta:
-    return timedelta(hours=float(os.environ.get("NEWS_SIGNALS_TRAIN_TIMEOUT_H", "6")))
+    return timedelta(hours=Settings.from_env().train_timeout_h)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def run_local(job: TrainJob, timeout_s: float | None = None, tail_lines: int = 3
 # ---- Docker ------------------------------------------------------------------------------------
 def host_path(path: str) -> str:
     """``path`` as the Docker host sees it (``NEWS_SIGNALS_DOCKER_HOST_HOME`` replaces the home prefix)."""
-    host_home = os.environ.get("NEWS_SIGNALS_DOCKER_HOST_HOME")
+    host_home = Settings.from_env().docker_host_home
     home = default_home().rstrip("/")
     if host_home and path.startswith(home):
         return host_home.rstrip("/") + path[len(home) :]
@@ -233,10 +233,11 @@ def docker_operator_kwargs(
         "tty": False,
         "force_pull": False,
     }
-    if os.environ.get("NEWS_SIGNALS_DOCKER_URL"):
-        kwargs["docker_url"] = os.environ["NEWS_SIGNALS_DOCKER_URL"]
-    if os.environ.get("NEWS_SIGNALS_DOCKER_CONN_ID"):
-        kwargs["docker_conn_id"] = os.environ["NEWS_SIGNALS_DOCKER_CONN_ID"]
+    settings = Settings.from_env()
+    if settings.docker_url:
+        kwargs["docker_url"] = settings.docker_url
+    if settings.docker_conn_id:
+        kwargs["docker_conn_id"] = settings.docker_conn_id
     return kwargs
 
 
@@ -248,9 +249,7 @@ def trainer_secrets() -> dict[str, str]:
     hf = get_connection("huggingface_default")
     if hf is not None and hf.password:
         secrets["HF_TOKEN"] = hf.password
-    for name in filter(
-        None, (n.strip() for n in os.environ.get("NEWS_SIGNALS_TRAINER_SECRET_ENV", "").split(","))
-    ):
+    for name in Settings.from_env().trainer_secret_env:
         if os.environ.get(name):
             secrets[name] = os.environ[name]
     return secrets

@@ -7,7 +7,6 @@ the local parquet store otherwise; ``NEWS_SIGNALS_FEATURE_STORE=local|hopsworks`
 from __future__ import annotations
 
 import logging
-import os
 
 from news_signals.core.storage import Storage
 from news_signals.features.store.base import (
@@ -38,18 +37,12 @@ __all__ = [
 
 def get_feature_store(storage: Storage | None = None, kind: str | None = None) -> FeatureStore:
     """The configured feature store: ``kind`` or $NEWS_SIGNALS_FEATURE_STORE, else Hopsworks if connected."""
-    from news_signals.core.connections import get_connection
-    from news_signals.features.store.hopsworks import CONN_ID, HopsworksFeatureStore
+    from news_signals.core.config import Settings
+    from news_signals.core.hopsworks import choose_backend
     from news_signals.features.store.local import LocalFeatureStore
 
-    kind = (kind or os.environ.get("NEWS_SIGNALS_FEATURE_STORE") or "auto").lower()
-    if kind not in ("auto", "local", "hopsworks"):
-        raise ValueError(f"unknown feature store {kind!r}; use local, hopsworks or auto")
-    if kind == "local":
+    if choose_backend(kind or Settings.from_env().feature_store_backend) == "local":
         return LocalFeatureStore(storage)
-    conn = get_connection(CONN_ID)
-    if conn is None:
-        if kind == "hopsworks":
-            raise ValueError(f"feature store 'hopsworks' needs the {CONN_ID!r} connection; define it first")
-        return LocalFeatureStore(storage)
-    return HopsworksFeatureStore.from_connection(conn)
+    from news_signals.features.store.hopsworks import HopsworksFeatureStore
+
+    return HopsworksFeatureStore.from_connection()
