@@ -10,41 +10,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from news_signals.core.connections import ConnectionInfo, get_connection
+from news_signals.core.hopsworks import DEFAULT_CONN_ID, login
 from news_signals.features.store.base import FeatureGroupSpec, FeatureStore, FeatureValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-CONN_ID = "hopsworks_default"
-
-
-def login_feature_store(conn: ConnectionInfo) -> Any:
-    """Log in with the connection and return the project's hsfs FeatureStore."""
-    try:  # the retrain engineer's shared login helper, when it is installed
-        from news_signals.core.hopsworks import login as shared_login  # type: ignore[attr-defined]
-    except ImportError:
-        shared_login = None
-    if shared_login is not None:
-        project = shared_login(conn.conn_id)
-    else:
-        import hopsworks
-
-        project_name = conn.schema or conn.extra.get("project")
-        if not conn.password or not project_name:
-            raise ValueError(
-                f"connection {conn.conn_id!r} needs the API key as password and the project as schema "
-                "(or extra.project); without them hopsworks.login would prompt and hang"
-            )
-        kwargs: dict[str, Any] = {"project": project_name, "api_key_value": conn.password}
-        if conn.host:
-            kwargs["host"] = conn.host
-        if conn.port:
-            kwargs["port"] = conn.port
-        project = hopsworks.login(**kwargs)
-    return project.get_feature_store()
 
 
 class HopsworksFeatureStore(FeatureStore):
@@ -57,13 +29,9 @@ class HopsworksFeatureStore(FeatureStore):
         self._groups: dict[tuple[str, int], Any] = {}
 
     @classmethod
-    def from_connection(cls, conn: ConnectionInfo | None = None) -> HopsworksFeatureStore:
-        conn = conn or get_connection(CONN_ID)
-        if conn is None:
-            raise ValueError(
-                f"no Airflow connection {CONN_ID!r} (or AIRFLOW_CONN_{CONN_ID.upper()}) is defined"
-            )
-        return cls(login_feature_store(conn))
+    def from_connection(cls, conn_id: str = DEFAULT_CONN_ID) -> HopsworksFeatureStore:
+        """Log in with the connection (core/hopsworks.py, the one login) and open its feature store."""
+        return cls(login(conn_id).get_feature_store())
 
     def describe(self) -> str:
         return f"hopsworks ({getattr(self.fs, 'name', 'feature store')})"
