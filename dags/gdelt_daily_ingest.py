@@ -32,11 +32,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from news_signals.daily.assets import DAILY_ARTICLES_ASSET_NAME, DAILY_ARTICLES_ASSET_URI
-
-try:  # the on-call diagnosis hook (light import: no heavy libraries)
-    from news_signals.ops.oncall import task_failure_callback
-except ImportError:  # pragma: no cover - older checkouts without the on-call module
-    task_failure_callback = None
+from news_signals.ops.oncall import task_failure_callback  # light import: no heavy libraries
 
 DAILY_ARTICLES = Asset(name=DAILY_ARTICLES_ASSET_NAME, uri=DAILY_ARTICLES_ASSET_URI)
 
