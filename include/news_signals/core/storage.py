@@ -7,10 +7,11 @@ name beside the target and is then renamed, so readers never see half a file.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,35 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PARTITION_FILE = "part-0.parquet"
+TMP_PREFIX = ".tmp-"  # temporary names start with this; listings skip them
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str], fs: Any = None) -> Iterator[str]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success only.
+
+    The one write-to-temp-then-rename of the package: ``fs`` is any fsspec filesystem (default:
+    local files), so a reader never sees half a file and a failure leaves nothing behind.
+    """
+    fs = fs or fsspec.filesystem("file")
+    target = os.fspath(target)
+    parent = posixpath.dirname(target)
+    fs.makedirs(parent, exist_ok=True)
+    tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(target)}")
+    try:
+        yield tmp
+        fs.mv(tmp, target)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)
+
+
+def atomic_write(target: str | os.PathLike[str], data: bytes | str, fs: Any = None) -> str:
+    """Write ``data`` (str as UTF-8) to ``target`` atomically; returns the target path."""
+    fs = fs or fsspec.filesystem("file")
+    with atomic_path(target, fs) as tmp, fs.open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return os.fspath(target)
 
 
 class Storage:
@@ -71,23 +101,12 @@ class Storage:
         return sorted(out)
 
     # ---- atomic writes -----------------------------------------------------------------
-    @contextmanager
-    def atomic_path(self, target: str) -> Iterator[str]:
-        """Yield a temporary path beside ``target``; rename it over ``target`` on success only."""
-        parent = posixpath.dirname(target)
-        self.fs.makedirs(parent, exist_ok=True)
-        tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(target)}")
-        try:
-            yield tmp
-            self.fs.mv(tmp, target)
-        finally:
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp, recursive=True)
+    def atomic_path(self, target: str) -> AbstractContextManager[str]:
+        """:func:`atomic_path` on this storage's filesystem."""
+        return atomic_path(target, self.fs)
 
     def write_bytes(self, target: str, data: bytes) -> str:
-        with self.atomic_path(target) as tmp, self.fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        return target
+        return atomic_write(target, data, self.fs)
 
     def write_json(self, target: str, obj: Any) -> str:
         return self.write_bytes(target, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())

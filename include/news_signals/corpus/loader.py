@@ -21,6 +21,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from news_signals.core.storage import atomic_write
 from news_signals.core.text import normalise_title
 from news_signals.corpus.sources import READERS, SOURCES, RawText
 
@@ -134,10 +135,7 @@ def load_texts(sources: tuple[str, ...] | None = None) -> tuple[RawText, ...]:
 
 def _write_cache(cache: Path, texts: list[RawText]) -> None:
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps([asdict(t) for t in texts], ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, cache)
+        atomic_write(cache, json.dumps([asdict(t) for t in texts], ensure_ascii=False))
     except OSError as exc:  # a read-only home only costs a rebuild next time
         log.warning("could not write corpus cache %s: %s", cache, exc)
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from news_signals.core.storage import atomic_write
 from news_signals.core.taxonomy import CATEGORIES, taxonomy_dict, taxonomy_fingerprint
 
 if TYPE_CHECKING:
@@ -134,12 +135,7 @@ def save_artifact(
 
 
 def _write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
-    tmp = directory / f".tmp-{uuid.uuid4().hex}-{MANIFEST}"
-    try:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, directory / MANIFEST)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def add_serving_files(directory: str | Path, files: Mapping[str, bytes]) -> dict[str, Any]:
@@ -162,13 +158,7 @@ def add_serving_files(directory: str | Path, files: Mapping[str, bytes]) -> dict
         if name not in files:
             target.unlink(missing_ok=True)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
-        try:
-            tmp.write_bytes(files[name])
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(target, files[name])
     manifest = {**manifest, "files": {**listed, **{n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}}
     _write_manifest(directory, manifest)
     log.info("%s: added %s to the artifact", directory, ", ".join(sorted(files)))

@@ -233,11 +233,11 @@ def load_plan(run_dir: str, storage: Storage | None = None) -> dict[str, Any]:
 
 
 def _valid_candidate(path: str) -> bool:
-    if not (Path(path) / "news_signals.json").is_file():
+    from news_signals.model.artifact import MANIFEST, verify_artifact
+
+    if not (Path(path) / MANIFEST).is_file():
         return False
     try:
-        from news_signals.model.artifact import verify_artifact
-
         verify_artifact(path)
     except Exception as exc:
         log.warning("existing candidate %s is unusable (%s); training again", path, exc)

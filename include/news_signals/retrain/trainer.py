@@ -182,9 +182,11 @@ def run_local(job: TrainJob, timeout_s: float | None = None, tail_lines: int = 3
             raise
     if code != 0:
         raise TrainerError(f"trainer exited with {code}; last output:\n" + "\n".join(tail))
+    from news_signals.model.artifact import MANIFEST
+
     out = Path(job.out_dir)
-    if not (out / "news_signals.json").is_file():
-        raise TrainerError(f"trainer finished but {out} holds no model artifact (news_signals.json missing)")
+    if not (out / MANIFEST).is_file():
+        raise TrainerError(f"trainer finished but {out} holds no model artifact ({MANIFEST} missing)")
     return out
 
 
