@@ -1,7 +1,9 @@
 """Drive a real local Airflow (SQLite, LocalExecutor) for the demo: start, backfill, trigger, wait.
 
-Runs go through the scheduler exactly as in production; we only read the metadata DB
-(read-only SQLite) to follow progress, because each ``airflow`` CLI call costs seconds.
+Runs go through the scheduler exactly as in production; progress (DAGs parsed, import errors,
+runs, task states, backfills) is read from Airflow's REST API (``/api/v2``, a token from
+``/auth/token`` with SimpleAuthManager's generated admin password), because each ``airflow`` CLI
+call costs seconds and the metadata DB's schema is Airflow's own business.
 """
 
 from __future__ import annotations
@@ -11,18 +13,89 @@ import logging
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 TERMINAL = {"success", "failed"}
+PAGE = 100  # the API's default maximum page size
+
+
+class AirflowAPI:
+    """The few ``/api/v2`` reads the demo needs, authenticated as SimpleAuthManager's admin.
+
+    ``http`` is anything with requests' ``get`` / ``post`` (a ``requests.Session``, or FastAPI's
+    TestClient in tests); ``password`` is read when a token is first needed, because the api-server
+    writes its generated password file only once it starts.
+    """
+
+    def __init__(self, base_url: str, password: Callable[[], str], user: str = "admin", http: Any = None) -> None:
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self._password = password
+        self.http = http or requests.Session()
+        self._token: str | None = None
+
+    def _login(self) -> str:
+        resp = self.http.post(f"{self.base_url}/auth/token", json={"username": self.user, "password": self._password()},
+                              timeout=30)
+        if resp.status_code not in (200, 201):
+            raise RuntimeError(f"Airflow refused the login of {self.user!r} (HTTP {resp.status_code}): {resp.text[:200]}")
+        return resp.json()["access_token"]
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v2{path}`` as JSON; a rejected (expired) token is renewed once."""
+        for attempt in (1, 2):
+            self._token = self._token or self._login()
+            resp = self.http.get(f"{self.base_url}/api/v2{path}", params=params,
+                                 headers={"Authorization": f"Bearer {self._token}"}, timeout=30)
+            if resp.status_code in (401, 403) and attempt == 1:  # Airflow answers 403 to an expired JWT
+                self._token = None
+                continue
+            if resp.status_code != 200:
+                raise RuntimeError(f"GET /api/v2{path} answered HTTP {resp.status_code}: {resp.text[:200]}")
+            return resp.json()
+        raise AssertionError("unreachable")
+
+    def pages(self, path: str, key: str, **params: Any) -> list[dict]:
+        """Every item of a paginated collection (``key`` = ``dag_runs``, ``dags``, ...)."""
+        items: list[dict] = []
+        while True:
+            page = self.get(path, limit=PAGE, offset=len(items), **params)
+            items.extend(page[key])
+            if not page[key] or len(items) >= page.get("total_entries", len(items)):
+                return items
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.pages("/dags", "dags")}
+
+    def import_errors(self) -> list[tuple[str, str]]:
+        return [(e["filename"], e["stack_trace"]) for e in self.pages("/importErrors", "import_errors")]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        """Runs oldest first as ``{run_id, state, logical_date, run_type, conf}``."""
+        runs = self.pages(f"/dags/{dag_id}/dagRuns", "dag_runs", order_by="id")
+        return [
+            {"run_id": r["dag_run_id"], "state": r["state"], "logical_date": r.get("logical_date"),
+             "run_type": r.get("run_type"), "conf": r.get("conf")}
+            for r in runs
+        ]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tis = self.pages(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def has_backfill(self, dag_id: str) -> bool:
+        return self.get("/backfills", dag_id=dag_id, limit=1)["total_entries"] > 0
 
 
 def free_port() -> int:
@@ -73,6 +146,7 @@ class LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         self.env = airflow_env(self.project, self.home, self.api_port, self.parallelism)
         self.log_file = self.home / "standalone.log"
+        self.api = AirflowAPI(f"http://127.0.0.1:{self.api_port}", self._admin_password)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def cli(self, *args: str, check: bool = True, attempts: int = 3) -> subprocess.CompletedProcess:
@@ -92,8 +166,7 @@ class LocalAirflow:
         raise RuntimeError(f"airflow {' '.join(args)} failed {attempts} times; last error:\n{tail}")
 
     def has_backfill(self, dag_id: str) -> bool:
-        with self._db() as db:
-            return db.execute("SELECT COUNT(*) FROM backfill WHERE dag_id = ?", (dag_id,)).fetchone()[0] > 0
+        return self.api.has_backfill(dag_id)
 
     def migrate(self) -> None:
         self.cli("db", "migrate")
@@ -133,18 +206,20 @@ class LocalAirflow:
     def password_file(self) -> Path:
         return self.home / "simple_auth_manager_passwords.json.generated"
 
-    # ---- metadata DB (read-only) ----------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30)
+    def _admin_password(self) -> str:
+        try:
+            return json.loads(self.password_file.read_text())["admin"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise RuntimeError(f"no admin password in {self.password_file} ({exc}); is Airflow started?") from exc
+
+    # ---- progress, through the REST API ---------------------------------------------------
 
     def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 300) -> None:
         """Wait until the dag-processor has parsed every DAG (and report import errors)."""
         wanted = set(dag_ids)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._db() as db:
-                found = {r[0] for r in db.execute("SELECT dag_id FROM dag WHERE is_stale = 0 OR is_stale IS NULL")}
-                errors = db.execute("SELECT filename, stacktrace FROM import_error").fetchall()
+            found, errors = self.api.dag_ids(), self.api.import_errors()
             if errors:
                 raise RuntimeError("DAG import errors:\n" + "\n".join(f"{f}:\n{s}" for f, s in errors))
             if wanted <= found:
@@ -153,20 +228,10 @@ class LocalAirflow:
         raise TimeoutError(f"DAGs {sorted(wanted)} not parsed within {timeout:.0f}s; see {self.log_file}")
 
     def runs(self, dag_id: str) -> list[dict]:
-        with self._db() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT run_id, state, logical_date, run_type, conf FROM dag_run WHERE dag_id = ? ORDER BY id",
-                (dag_id,),
-            ).fetchall()
-        return [dict(r) for r in rows]
+        return self.api.runs(dag_id)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
-            ).fetchall()
-        return dict(rows)
+        return self.api.task_states(dag_id, run_id)
 
     def dags_test(self, dag_id: str, logical_date: str, conf: dict, log_file: Path, timeout: float) -> dict:
         """``airflow dags test`` with a conf (the run is recorded in the DB and shown in the UI).
