@@ -80,8 +80,7 @@ def signal_feature_pipeline() -> None:
 
         Days: the `date` Param, else the triggering asset events' `extra["date"]`, else the logical date.
         """
-        from news_signals.features.pipeline import resolve_model as resolve
-        from news_signals.features.pipeline import run_dates
+        from news_signals.features.pipeline import PartitionMissing, resolve_stage, run_dates
         from news_signals.labelling.classifiers import ModelUnavailable
 
         ctx = get_current_context()
@@ -92,77 +91,43 @@ def signal_feature_pipeline() -> None:
         logical = ctx.get("logical_date") or ctx["dag_run"].run_after
         try:
             days = run_dates(params.get("date"), extras, logical.date() if logical else None)
-            _, choice = resolve(params["classifier"], bool(params["require_model"]))
-        except (ModelUnavailable, ValueError) as exc:
+            return resolve_stage(days, params["classifier"], bool(params["require_model"]))
+        except (ModelUnavailable, PartitionMissing, ValueError) as exc:
             raise _fail_fast(exc) from exc
-        return {"days": days, "choice": choice.to_dict()}
 
     @task
     def classify_partition(resolved: dict[str, Any]) -> list[dict[str, Any]]:
         """Classify each day's partition in batches; rows are staged in storage, XCom gets counts."""
-        import logging
-
-        from news_signals.core.storage import Storage
-        from news_signals.features.pipeline import (
-            ModelChoice,
-            PartitionMissing,
-            classify_partition,
-            resolve_model,
-            write_staged,
-        )
+        from news_signals.features.pipeline import PartitionMissing, classify_stage
         from news_signals.labelling.classifiers import ModelUnavailable
 
-        log = logging.getLogger("signal_feature_pipeline")
         params = get_current_context()["params"]
-        storage = Storage()
-        days, model_choice = resolved["days"], ModelChoice.from_dict(resolved["choice"])
         try:
-            pinned = "keywords" if model_choice.version is None else str(model_choice.version)
-            clf, used = resolve_model(pinned, bool(params["require_model"]), model_choice.model_name, storage)
-            if used.fell_back:
-                model_choice = used
-            out = []
-            for day in days:
-                rows, _ = classify_partition(day, model_choice, storage=storage, classifier=clf)
-                write_staged(storage, day, rows)
-                out.append({"date": day, "rows": len(rows), "classifier": clf.name})
-                log.info("%s: %d rows classified by %s", day, len(rows), clf.name)
+            return classify_stage(resolved, bool(params["require_model"]))
         except (PartitionMissing, ModelUnavailable) as exc:
             raise _fail_fast(exc) from exc
-        return out
 
     @task
     def write_headline_classifications(classified: list[dict[str, Any]]) -> int:
         """Upsert the staged rows into headline_classifications (by article_id)."""
-        from news_signals.core.storage import Storage
-        from news_signals.features.pipeline import read_staged
-        from news_signals.features.store import HEADLINE_SPEC, FeatureValidationError, get_feature_store
+        from news_signals.features.pipeline import write_headlines_stage
+        from news_signals.features.store import FeatureValidationError
 
-        storage = Storage()
-        store = get_feature_store(storage)
         try:
-            return sum(store.upsert(HEADLINE_SPEC, read_staged(storage, c["date"])) for c in classified)
+            return sum(write_headlines_stage(classified).values())
         except FeatureValidationError as exc:
             raise _fail_fast(exc) from exc
 
     @task
     def write_vibe_vectors(classified: list[dict[str, Any]], _headlines_written: int) -> int:
         """Aggregate each day into vibe_vectors (by sourcecountry, date); then drop the staged rows."""
-        from news_signals.core.storage import Storage
-        from news_signals.features.pipeline import clear_staged, read_staged, vibe_vectors
-        from news_signals.features.store import VIBE_SPEC, FeatureValidationError, get_feature_store
+        from news_signals.features.pipeline import write_vibes_stage
+        from news_signals.features.store import FeatureValidationError
 
-        storage = Storage()
-        store = get_feature_store(storage)
-        written = 0
         try:
-            for c in classified:
-                written += store.upsert(VIBE_SPEC, vibe_vectors(read_staged(storage, c["date"]), c["date"]))
+            return sum(write_vibes_stage(classified).values())
         except FeatureValidationError as exc:
             raise _fail_fast(exc) from exc
-        for c in classified:
-            clear_staged(storage, c["date"])
-        return written
 
     classified = classify_partition(resolve_model())
     written = write_headline_classifications(classified)

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from news_signals.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

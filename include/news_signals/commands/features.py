@@ -11,10 +11,14 @@ import argparse
 import json
 import sys
 
+from news_signals.core.dates import day_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     days = parser.add_mutually_exclusive_group(required=True)
-    days.add_argument("--date", action="append", metavar="YYYY-MM-DD", help="a day to classify (repeatable)")
+    days.add_argument(
+        "--date", action="append", type=day_argument, metavar="YYYY-MM-DD", help="a day to classify (repeatable)"
+    )
     days.add_argument("--all", action="store_true", help="every daily partition present in storage")
     parser.add_argument(
         "--classifier",

@@ -1,4 +1,4 @@
-"""Fetch one day of GDELT articles into a Parquet file (atomically).
+"""Fetch one day of GDELT articles into a Parquet file (atomically): the DAG's fetch stage.
 
 The endpoint is ``NEWS_SIGNALS_GDELT_URL`` (or ``--url``), else the Airflow connection
 ``gdelt_api``, else api.gdeltproject.org. Prints a JSON summary (rows, requests, retries) on stdout.
@@ -10,14 +10,8 @@ import argparse
 import json
 import os
 import sys
-from datetime import date
 
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--date {value!r} is not YYYY-MM-DD") from None
+from news_signals.core.dates import day_argument
 
 
 def _csv(value: str) -> list[str]:
@@ -25,7 +19,7 @@ def _csv(value: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", required=True, type=_day, help="the UTC day to fetch, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=day_argument, help="the UTC day to fetch, YYYY-MM-DD")
     parser.add_argument("--output", required=True, help="Parquet file to write (local path or fsspec URL)")
     parser.add_argument("--countries", type=_csv, help="FIPS codes, comma-separated (default: settings, SW)")
     parser.add_argument("--languages", type=_csv, help="GDELT language names (default: swedish,english)")
@@ -36,41 +30,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import posixpath
     from dataclasses import replace
 
     from news_signals.core.config import Settings
-    from news_signals.core.storage import Storage
-    from news_signals.daily.gdelt import GdeltFetchError, fetch_day
+    from news_signals.daily.gdelt import GdeltFetchError
+    from news_signals.daily.pipeline import fetch_stage
 
-    settings = Settings()
+    settings = Settings.from_env()
     if args.url:
         settings = replace(settings, gdelt_url=args.url)
     if args.min_interval is not None:
         settings = replace(settings, gdelt_min_interval_s=args.min_interval)
     try:
-        df = fetch_day(
+        fetched = fetch_stage(
             args.date,
-            settings,
+            settings=settings,
             query=args.query,
             countries=args.countries,
             languages=args.languages,
             max_articles=args.max_articles,
+            output=args.output if "://" in args.output else os.path.abspath(args.output),
         )
     except GdeltFetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    target = args.output if "://" in args.output else os.path.abspath(args.output)
-    storage = Storage(posixpath.dirname(target) or ".")
-    written = storage.write_parquet(storage.path(posixpath.basename(target)), df)
-    print(
-        json.dumps(
-            {
-                "date": args.date.isoformat(),
-                "rows": len(df),
-                "output": storage.url(written),
-                **{k: v for k, v in df.attrs.get("fetch_stats", {}).items() if k != "articles"},
-            }
-        )
-    )
+    print(json.dumps({"date": fetched["day"], "rows": fetched["rows"], "output": fetched["staged"], **fetched["fetch"]}))
     return 0

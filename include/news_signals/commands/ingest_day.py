@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from news_signals.daily.pipeline import ingest_day, iso_day
+    from news_signals.core.dates import parse_day
+    from news_signals.daily.pipeline import ingest_day
     from news_signals.daily.validation import BatchLimits
 
     overrides = {
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         if v is not None
     }
     result = ingest_day(
-        iso_day(args.date),
+        parse_day(args.date, "day"),  # a bad day: ValueError, one line and exit 2 (cli.main)
         query=args.query,
         countries=args.countries,
         languages=args.languages,

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from news_signals.core.config import GDELT_DEFAULT_URL, Settings
 from news_signals.core.connections import get_connection
+from news_signals.core.dates import parse_day
 from news_signals.core.text import article_id, normalise_title
 
 if TYPE_CHECKING:
@@ -302,13 +303,8 @@ def fetch_day(
     """
     import pandas as pd
 
-    if isinstance(day, str):
-        try:
-            day = date.fromisoformat(day)
-        except ValueError:
-            raise ValueError(f"day {day!r} is not an ISO date (YYYY-MM-DD)") from None
-    if isinstance(day, datetime):
-        day = day.date()
+    if isinstance(day, str | datetime):
+        day = date.fromisoformat(parse_day(day, "day"))
     if not isinstance(day, date):
         raise ValueError(f"day must be a date, got {day!r}")
     if max_articles is not None and max_articles < 1:

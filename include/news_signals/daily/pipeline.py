@@ -22,6 +22,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from news_signals.core.config import Settings
+from news_signals.core.dates import parse_day
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import ABSENT, CATEGORIES, signals_to_columns, tag_column
 from news_signals.daily.validation import ARTICLE_COLUMNS, BatchLimits
@@ -39,15 +40,6 @@ LABELLED_FILE = "labelled.parquet"
 _STRING_ARTICLE_COLUMNS = tuple(c for c in ARTICLE_COLUMNS if c != "seendate")
 
 
-def iso_day(day: date | str) -> str:
-    """A day as ``YYYY-MM-DD`` (a timestamp string is cut to its date); anything else is refused."""
-    text = day if isinstance(day, str) else day.isoformat()
-    try:
-        return date.fromisoformat(text.strip()[:10]).isoformat()
-    except ValueError:
-        raise ValueError(f"day {day!r} is not a date; pass it as YYYY-MM-DD") from None
-
-
 def resolve_day(override: str | None, data_interval_start: Any = None, logical_date: Any = None) -> str:
     """The day a run ingests: the ``date`` Param if given, else the start of the run's data interval.
 
@@ -55,10 +47,10 @@ def resolve_day(override: str | None, data_interval_start: Any = None, logical_d
     its logical day; a manual run's is the last complete day before it was triggered.
     """
     if override:
-        return iso_day(str(override))
+        return parse_day(str(override), "day")
     for value in (data_interval_start, logical_date):
         if value is not None:
-            return iso_day(value if isinstance(value, str) else value.date().isoformat())
+            return parse_day(value, "day")
     raise ValueError("no day to ingest: pass the date Param (YYYY-MM-DD) or run with a logical date")
 
 
@@ -142,13 +134,17 @@ def fetch_stage(
     countries: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
     max_articles: int | None = None,
+    output: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch the day's articles from GDELT (or the configured endpoint) into staging."""
+    """Fetch the day's articles from GDELT (or the configured endpoint) into staging.
+
+    ``output`` (a Parquet path or fsspec URL) writes there instead: the ``fetch`` command.
+    """
     from news_signals.daily.gdelt import fetch_day
 
     settings = settings or Settings.from_env()
     storage = Storage(settings.home)
-    day = iso_day(day)
+    day = parse_day(day, "day")
     run_key = run_key or f"date={day}"
     raw = fetch_day(
         date.fromisoformat(day),
@@ -159,9 +155,14 @@ def fetch_stage(
         max_articles=max_articles or None,
     )
     articles = normalise_articles(raw)
-    staged = storage.write_parquet(posixpath.join(staging_dir(storage, run_key), RAW_FILE), articles)
+    if output:
+        out_storage = Storage(posixpath.dirname(output) or ".")
+        staged = out_storage.url(out_storage.write_parquet(out_storage.path(posixpath.basename(output)), articles))
+    else:
+        staged = storage.write_parquet(posixpath.join(staging_dir(storage, run_key), RAW_FILE), articles)
     log.info("fetched %d articles for %s from %s into %s", len(articles), day, settings.gdelt_url, staged)
-    return {"day": day, "run_key": run_key, "staged": staged, "rows": len(articles)}
+    stats = {k: v for k, v in raw.attrs.get("fetch_stats", {}).items() if k != "articles"}
+    return {"day": day, "run_key": run_key, "staged": staged, "rows": len(articles), "fetch": stats}
 
 
 def label_stage(

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from news_signals.core.dates import parse_day
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import ABSENT, CATEGORIES, TAGS, score_column, signals_to_columns, tag_column
 from news_signals.core.text import article_id, article_text
@@ -51,18 +52,6 @@ MAX_WEIGHT = 2.0
 
 class PartitionMissing(FileNotFoundError):
     """The daily partition the run needs has not been produced."""
-
-
-# ---- dates --------------------------------------------------------------------------------------
-def parse_day(value: str | date) -> str:
-    """ISO date string from a date or 'YYYY-MM-DD'; ValueError naming the bad value otherwise."""
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value).strip()
-    try:
-        return date.fromisoformat(text[:10]).isoformat()  # also accepts a full ISO timestamp
-    except ValueError:
-        raise ValueError(f"date {value!r} is not an ISO date; use YYYY-MM-DD, e.g. 2024-05-01") from None
 
 
 # ---- model pickup -------------------------------------------------------------------------------
@@ -125,17 +114,10 @@ def resolve_model(
 
 
 def _load_registered(name: str, version: int | None, storage: Storage | None) -> tuple[Classifier, int]:
-    from news_signals.labelling.classifiers import model_classifier
-    from news_signals.registry import get_registry
+    from news_signals.labelling.classifiers import model_classifier, registered_model_dir
 
-    registry = get_registry(name, storage) if storage is not None else get_registry(name)
-    if version is None:
-        prod = registry.production()
-        if prod is None:
-            raise ModelUnavailable(f"no version of {name!r} has been promoted to production yet")
-        version = int(prod.version)
-    path = registry.download(version)  # cached by name+version, hashes verified
-    return model_classifier(path), version
+    path, ref = registered_model_dir(name, version, storage)
+    return model_classifier(path), int(ref.rsplit("@", 1)[1])
 
 
 # ---- partitions → feature rows ------------------------------------------------------------------
@@ -301,6 +283,73 @@ def classify_partition(
     return rows, choice
 
 
+# ---- the stages: the DAG's tasks and run_feature_pipeline (the CLI, the demo) call these ---------
+def resolve_stage(
+    days: Sequence[str | date],
+    choice: str | int = "auto",
+    require_model: bool = False,
+    storage: Storage | None = None,
+) -> dict[str, Any]:
+    """Check the days' partitions exist and pick the classifier (downloaded and verified once here)."""
+    storage = storage or Storage()
+    day_list = sorted({parse_day(d) for d in days})
+    if not day_list:
+        raise ValueError("no dates given; pass at least one YYYY-MM-DD")
+    missing = [d for d in day_list if not storage.fs.exists(storage.partition_file(d))]
+    if missing:
+        load_partition(missing[0], storage)  # raises PartitionMissing with the how-to
+    _, model_choice = resolve_model(choice, require_model, storage=storage)
+    return {"days": day_list, "choice": model_choice.to_dict()}
+
+
+def classify_stage(
+    resolved: dict[str, Any],
+    require_model: bool = False,
+    storage: Storage | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict[str, Any]]:
+    """Classify each resolved day with the resolved version and stage the rows (XCom gets counts)."""
+    storage = storage or Storage()
+    model_choice = ModelChoice.from_dict(resolved["choice"])
+    pinned = "keywords" if model_choice.version is None else str(model_choice.version)
+    classifier, used = resolve_model(pinned, require_model, model_choice.model_name, storage)
+    if used.fell_back:  # the model broke between resolve and classify: say so in the rows and the summary
+        model_choice = used
+    out = []
+    for day in resolved["days"]:
+        rows, _ = classify_partition(day, model_choice, storage=storage, batch_size=batch_size, classifier=classifier)
+        write_staged(storage, day, rows)
+        out.append({"date": day, "rows": len(rows), "classifier": classifier.name, "reason": model_choice.reason,
+                    "fell_back": model_choice.fell_back})
+    return out
+
+
+def write_headlines_stage(
+    classified: Sequence[dict[str, Any]], storage: Storage | None = None, store: FeatureStore | None = None
+) -> dict[str, int]:
+    """Upsert each day's staged rows into headline_classifications (by article_id): rows per day."""
+    from news_signals.features.store import get_feature_store
+
+    storage = storage or Storage()
+    store = store or get_feature_store(storage)
+    return {c["date"]: store.upsert(HEADLINE_SPEC, read_staged(storage, c["date"])) for c in classified}
+
+
+def write_vibes_stage(
+    classified: Sequence[dict[str, Any]], storage: Storage | None = None, store: FeatureStore | None = None
+) -> dict[str, int]:
+    """Aggregate each day into vibe_vectors (by sourcecountry, date), then drop the staged rows."""
+    from news_signals.features.store import get_feature_store
+
+    storage = storage or Storage()
+    store = store or get_feature_store(storage)
+    written = {c["date"]: store.upsert(VIBE_SPEC, vibe_vectors(read_staged(storage, c["date"]), c["date"]))
+               for c in classified}
+    for c in classified:
+        clear_staged(storage, c["date"])
+    return written
+
+
 def run_feature_pipeline(
     days: Sequence[str | date] | str | date,
     choice: str | int = "auto",
@@ -309,37 +358,26 @@ def run_feature_pipeline(
     store: FeatureStore | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> dict[str, Any]:
-    """Classify each day and upsert both feature groups; the summary the CLI and the demo print."""
+    """The DAG's stages in order for the given days; the summary the CLI and the demo print."""
     from news_signals.features.store import get_feature_store
 
     storage = storage or Storage()
     store = store or get_feature_store(storage)
-    day_list = [parse_day(d) for d in ([days] if isinstance(days, str | date) else days)]
-    if not day_list:
-        raise ValueError("no dates given; pass at least one YYYY-MM-DD")
-    missing = [d for d in day_list if not storage.fs.exists(storage.partition_file(d))]
-    if missing:
-        load_partition(missing[0], storage)  # raises PartitionMissing with the how-to
-    classifier, model_choice = resolve_model(choice, require_model, storage=storage)
-    summary: dict[str, Any] = {
-        "classifier": model_choice.classifier,
-        "reason": model_choice.reason,
-        "fell_back": model_choice.fell_back,
+    resolved = resolve_stage([days] if isinstance(days, str | date) else days, choice, require_model, storage)
+    classified = classify_stage(resolved, require_model, storage, batch_size)
+    headlines = write_headlines_stage(classified, storage, store)
+    vibes = write_vibes_stage(classified, storage, store)
+    model_choice = ModelChoice.from_dict(resolved["choice"])
+    last = classified[-1]
+    return {
+        "classifier": model_choice.classifier if not last["fell_back"] else last["classifier"],
+        "reason": last["reason"],
+        "fell_back": last["fell_back"],
         "store": store.describe(),
-        "days": {},
-        "headline_rows": 0,
-        "vibe_rows": 0,
+        "days": {d: {"headline_rows": headlines[d], "vibe_rows": vibes[d]} for d in resolved["days"]},
+        "headline_rows": sum(headlines.values()),
+        "vibe_rows": sum(vibes.values()),
     }
-    for day in day_list:
-        rows, _ = classify_partition(
-            day, model_choice, require_model, storage, batch_size, classifier=classifier
-        )
-        n_head = store.upsert(HEADLINE_SPEC, rows)
-        n_vibe = store.upsert(VIBE_SPEC, vibe_vectors(rows, day))
-        summary["days"][day] = {"headline_rows": n_head, "vibe_rows": n_vibe}
-        summary["headline_rows"] += n_head
-        summary["vibe_rows"] += n_vibe
-    return summary
 
 
 def write_staged(storage: Storage, day: str | date, rows: pd.DataFrame) -> str:

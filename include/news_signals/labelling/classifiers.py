@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from news_signals.core.taxonomy import Signals
 
@@ -74,22 +74,38 @@ def model_classifier(model_dir: str | Path, backend: str = "auto", int8: bool | 
     return ModelClassifier.from_dir(model_dir, backend=backend, int8=int8)
 
 
-def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
-    """Download (or reuse from cache) the promoted model; raise ModelUnavailable with the reason."""
+def registered_model_dir(
+    model_name: str | None = None, version: int | None = None, storage: Any = None
+) -> tuple[Path, str]:
+    """The promoted (or the pinned ``version``) model's artifact, downloaded or from the cache.
+
+    The one "promoted model" lookup of the package (``classify``, the feature pipeline): any
+    failure is a ModelUnavailable with the reason, which callers turn into the keyword fallback.
+    """
     from news_signals.registry import get_registry
 
     try:
-        registry = get_registry(model_name)
-        prod = registry.production()
+        registry = get_registry(model_name, storage) if storage is not None else get_registry(model_name)
+        if version is None:
+            prod = registry.production()
+            if prod is None:
+                raise ModelUnavailable(f"no model has been promoted to production yet ({registry.name!r})")
+            version = int(prod.version)
+    except ModelUnavailable:
+        raise
     except Exception as exc:  # registry down is a reason to fall back, not to crash `auto`
         raise ModelUnavailable(f"registry unreachable: {exc}") from exc
-    if prod is None:
-        raise ModelUnavailable("no model has been promoted to production yet")
+    ref = f"{registry.name}@{version}"
     try:
-        path = registry.download(prod.version)
+        path = registry.download(version)  # cached by name and version, hashes verified
     except Exception as exc:
-        raise ModelUnavailable(f"download of {prod.name}@{prod.version} failed: {exc}") from exc
-    return Path(path), f"{prod.name}@{prod.version}"
+        raise ModelUnavailable(f"download of {ref} failed: {exc}") from exc
+    return Path(path), ref
+
+
+def production_model_dir(model_name: str | None = None) -> tuple[Path, str]:
+    """Download (or reuse from cache) the promoted model; raise ModelUnavailable with the reason."""
+    return registered_model_dir(model_name)
 
 
 def resolve_classifier(
