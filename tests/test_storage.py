@@ -102,3 +102,17 @@ def test_layout_paths_follow_the_architecture(tmp_path):
         .url(Storage("memory://bucket/x").path("articles"))
         .startswith("memory://")
     )
+
+
+def test_atomic_write_leaves_nothing_on_failure_and_replaces_on_success(tmp_path):
+    from news_signals.core.storage import atomic_path, atomic_write
+
+    target = tmp_path / "sub" / "x.json"
+    assert atomic_write(target, "one") == str(target) and target.read_text() == "one"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "one" and sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two"

@@ -433,10 +433,9 @@ class ReplayServer:
 
 
 def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--start-date {value!r} is not YYYY-MM-DD") from None
+    from news_signals.core.dates import day_argument
+
+    return date.fromisoformat(day_argument(value))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from news_signals.core.dates import parse_day
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import (
     ABSENT,
@@ -84,9 +85,11 @@ class SnapshotParams:
 
     def __post_init__(self) -> None:
         try:
-            date.fromisoformat(self.end_date)
-        except (TypeError, ValueError) as exc:
-            raise SnapshotError(f"end_date {self.end_date!r} is not an ISO date (YYYY-MM-DD)") from exc
+            day = parse_day(self.end_date, "end_date")
+        except ValueError as exc:
+            raise SnapshotError(str(exc)) from exc
+        if day != self.end_date:
+            raise SnapshotError(f"end_date {self.end_date!r}: pass the day alone, {day}")
         if self.lookback_days < 1:
             raise SnapshotError(f"lookback_days must be >= 1, got {self.lookback_days}")
         if self.labeller not in LABELLERS:
