@@ -97,3 +97,29 @@ def test_require_model_fails_the_run_and_writes_nothing(airflow_db, dag, storage
     assert not ok and states["resolve_model"] == "failed"
     assert states["write_headline_classifications"] != "success"
     assert not storage.fs.exists(storage.features_dir(HEADLINE_SPEC.name))
+
+
+def test_cli_and_dag_write_the_same_feature_rows(airflow_db, dag, storage, tmp_path, monkeypatch, capsys):
+    """The features command and the DAG call the same stages: same rows, same classifier, same vibes."""
+    import json
+
+    import pandas as pd
+    from news_signals.cli import main
+
+    write_partition(storage, DAY)
+    version = register_and_promote(storage, tiny_artifact())
+    ok, states = _run(dag)
+    assert ok, states
+    by_dag = {spec.name: LocalFeatureStore(storage).read(spec) for spec in (HEADLINE_SPEC, VIBE_SPEC)}
+    storage.fs.rm(storage.path("features"), recursive=True)
+    capsys.readouterr()
+    assert main(["features", "--date", DAY]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["classifier"] == f"model:{Settings().model_name}@{version}" and not summary["fell_back"]
+    for spec in (HEADLINE_SPEC, VIBE_SPEC):
+        by_cli = LocalFeatureStore(storage).read(spec)
+        keys = list(spec.primary_key)
+        pd.testing.assert_frame_equal(
+            by_cli.sort_values(keys).reset_index(drop=True),
+            by_dag[spec.name].sort_values(keys).reset_index(drop=True),
+        )
