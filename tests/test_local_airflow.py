@@ -104,3 +104,18 @@ def test_no_sql_left_in_the_tool():
     source = (Path(__file__).resolve().parents[1] / "tools" / "local_airflow.py").read_text()
     assert "sqlite3" not in source and "SELECT " not in source
     assert os.environ["AIRFLOW_HOME"]  # the session's Airflow, not a developer's
+
+
+def test_import_errors_name_the_file_and_the_trace(api_client):
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.add(ParseImportError(filename="broken.py", bundle_name="dags-folder", stacktrace="SyntaxError: boom",
+                                     timestamp=datetime.now(UTC)))
+    try:
+        errors = AirflowAPI("", _password, http=api_client).import_errors()
+        assert ("broken.py", "SyntaxError: boom") in errors
+    finally:
+        with create_session() as session:
+            session.query(ParseImportError).filter_by(filename="broken.py").delete()
