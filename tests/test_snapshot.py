@@ -162,7 +162,7 @@ def test_label_filter_and_disagreement_report(store, monkeypatch):
                 s["politics"] = {"score": -1.0, "tag": "protest", "confidence": 0.9}
             return out
 
-    monkeypatch.setattr(snap, "make_labeller", lambda kind: (Contrarian(), "contrarian@1"))
+    monkeypatch.setattr(snap, "make_labeller", lambda kind, llm_fallback=False: (Contrarian(), "contrarian@1"))
     result = snap.build_snapshot(params(), store)
     d = result.manifest["disagreements"]
     assert result.manifest["labeller"] == "contrarian@1"
