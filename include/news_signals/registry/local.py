@@ -43,7 +43,9 @@ PROMOTIONS_FILE = "promotions.json"
 
 def cache_root() -> Path:
     """Where remote registries' versions are downloaded (``$NEWS_SIGNALS_CACHE`` or ~/.cache/news_signals)."""
-    return Path(os.environ.get("NEWS_SIGNALS_CACHE") or Path.home() / ".cache" / "news_signals") / "models"
+    from news_signals.core.config import Settings
+
+    return Path(Settings.from_env().cache or Path.home() / ".cache" / "news_signals") / "models"
 
 
 class LocalRegistry(ModelRegistry):
