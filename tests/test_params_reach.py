@@ -90,6 +90,14 @@ def daily_chain(dag, params, fx) -> tuple:
 
 
 def feature_resolve(dag, params, fx) -> Any:
+    """The classifier resolve_model picks (it needs the day's partition to exist)."""
+    from datetime import date
+
+    from test_snapshot import write_daily_partitions
+
+    storage: Storage = fx["storage"]
+    if not {"2026-11-04", "2026-11-05"} <= set(storage.partition_dates()):
+        write_daily_partitions(storage, date(2026, 11, 5), days=2, per_day=20)
     return run_task(dag, "resolve_model", params)
 
 
