@@ -18,8 +18,6 @@ docs/LABELS.md): a list of tasks ``{"id", "data": {"text", "article_id"?...}, "a
 from __future__ import annotations
 
 import json
-import posixpath
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -279,17 +277,9 @@ def label_studio_export(rows: Iterable[LabelRow], completed_by: Any = 1) -> list
 
 # ---- atomic file writes (the queue goes wherever the user says: local path or fsspec URL) ----------
 def write_text_atomic(out: str, text: str) -> str:
-    """Write ``text`` to ``out`` via a temporary file beside it, renamed on success only."""
+    """Write ``text`` to ``out`` (a local path or fsspec URL) with the package's one atomic write."""
+    from news_signals.core.storage import atomic_write
+
     fs, path = fsspec.core.url_to_fs(out)
-    parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-    try:
-        with fs.open(tmp, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-        fs.mv(tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp)
+    atomic_write(path, text, fs)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,10 +163,9 @@ def verify_files(path: str | Path, expected: dict[str, str]) -> None:
 
 def write_json_file(path: str | Path, obj: Any) -> None:
     """Write JSON via a temp file + rename (local paths)."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    from news_signals.core.storage import atomic_write
+
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
