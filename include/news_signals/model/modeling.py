@@ -88,6 +88,39 @@ class MultiHeadModel(nn.Module):
         scores = torch.tanh(self.score_head(pooled))
         return HeadsOutput(scores=scores, tag_logits={c: head(pooled) for c, head in self.tag_heads.items()})
 
+    # ---- the fast training path: frozen lower layers run once, the top layers train on their output --
+    def encoder_layers(self) -> nn.ModuleList | None:
+        """The transformer blocks of a BERT-family encoder (``encoder.encoder.layer``), else None."""
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        has_embeddings = getattr(self.encoder, "embeddings", None) is not None
+        return layers if isinstance(layers, nn.ModuleList) and has_embeddings else None
+
+    def lower_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_layers: int) -> torch.Tensor:
+        """Hidden states after the embeddings and the first ``n_layers`` blocks (what the cache stores)."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        return self._run_layers(hidden, attention_mask, 0, n_layers)
+
+    def forward_from_hidden(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start_layer: int) -> HeadsOutput:
+        """The blocks from ``start_layer`` on, then pooling and heads: equal to ``forward`` on the same text."""
+        layers = self.encoder_layers()
+        assert layers is not None
+        hidden = self._run_layers(hidden, attention_mask, start_layer, len(layers))
+        pooled = self.dropout(mean_pool(hidden, attention_mask))
+        scores = torch.tanh(self.score_head(pooled))
+        return HeadsOutput(scores=scores, tag_logits={c: head(pooled) for c, head in self.tag_heads.items()})
+
+    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        layers = self.encoder_layers()
+        if layers is None:
+            raise ValueError(f"{type(self.encoder).__name__} has no encoder.layer blocks; train it with train_path 'full'")
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for layer in layers[start:stop]:
+            out = layer(hidden, mask)
+            hidden = out[0] if isinstance(out, tuple) else out  # older transformers return a tuple
+        return hidden
+
     # ---- the heads' weights, stored apart from the encoder's save_pretrained files ----------------
     def heads_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if not k.startswith("encoder.")}

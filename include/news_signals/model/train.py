@@ -12,6 +12,14 @@ Restarts resume: after every epoch the model, optimizer, scheduler, history and 
 stopping state go to ``out_dir/checkpoints/last/state.pt`` (our own file, read back with
 ``weights_only=True``) and the best weights to ``checkpoints/best/model.safetensors``.
 The finished artifact replaces ``out_dir`` in one rename.
+
+Two training paths (``train_path``; docs/MODEL.md "Training speed"): ``fast`` (default) freezes
+the embeddings and the lower ``frozen_layers`` blocks, runs them once per text and caches their
+output, then trains the top blocks and heads on the cache in length-bucketed batches; ``full``
+back-propagates through the whole encoder every step (the earlier trainer). ``precision``
+``auto`` trains under bf16 autocast where the device computes bf16 natively (CPUs with
+AVX-512 BF16 or AMX, CUDA with bf16), fp16 + GradScaler on older GPUs, fp32 elsewhere. The
+manifest's ``metrics.training`` says which path and precision ran and at what examples/s.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from news_signals.core.taxonomy import CATEGORIES, confidence_column, score_colu
 log = logging.getLogger(__name__)
 
 CONFIDENCE_MODES = ("weight", "filter", "none")
+TRAIN_PATHS = ("fast", "full")
+PRECISIONS = ("auto", "fp32", "bf16")
+BUCKET_BATCHES = 32  # length buckets span this many batches: little padding, order still shuffled
 KNOWN_LANGUAGES = ("en", "sv")  # what the keyword labeller's language detector tells apart
 
 
@@ -58,11 +69,19 @@ class TrainConfig:
     model_name: str = "news_signals"
     eval_test: bool = True
     languages: tuple[str, ...] = ()  # train (and later serve) only these languages; () = all
-
+    train_path: str = "fast"  # fast: cached frozen lower layers + bucketing; full: the whole encoder every step
+    frozen_layers: int = 4  # fast path: blocks run once and cached (MiniLM-L6: the top 2 train)
+    precision: str = "auto"  # auto: bf16 autocast where the device has native bf16, else fp32 (fp16 on old GPUs)
 
     def __post_init__(self) -> None:
         if self.confidence_mode not in CONFIDENCE_MODES:
             raise ValueError(f"confidence_mode {self.confidence_mode!r}: choose one of {CONFIDENCE_MODES}")
+        if self.train_path not in TRAIN_PATHS:
+            raise ValueError(f"train_path {self.train_path!r}: choose one of {TRAIN_PATHS}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: choose one of {PRECISIONS}")
+        if int(self.frozen_layers) < 0:
+            raise ValueError(f"frozen_layers must be 0 or more, got {self.frozen_layers}")
         for name in ("epochs", "batch_size", "max_length"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -147,15 +166,116 @@ def collate(data: Encoded, idx: Sequence[int], pad_id: int) -> dict[str, Any]:
 
 
 # ---- the loop ------------------------------------------------------------------------------------
-def _device_and_autocast():
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 matmuls natively here (AVX-512 BF16 or AMX); emulated bf16 is slower than fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def _device_and_autocast(precision: str = "auto"):
+    """(device, autocast context factory, autocast dtype or None) for ``precision`` on this machine."""
     import contextlib
 
     import torch
 
     if torch.cuda.is_available():
+        if precision == "fp32":
+            return torch.device("cuda"), contextlib.nullcontext, None
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.device("cuda"), (lambda: torch.autocast("cuda", dtype=dtype)), dtype
+    if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
+        return torch.device("cpu"), (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), torch.bfloat16
     return torch.device("cpu"), contextlib.nullcontext, None
+
+
+def _precision_name(dtype: Any) -> str:
+    """``fp32`` (no autocast), ``bf16`` or ``fp16``: the autocast dtype as the manifest names it."""
+    return "fp32" if dtype is None else {"bfloat16": "bf16", "float16": "fp16"}[str(dtype).removeprefix("torch.")]
+
+
+# ---- the fast path: frozen lower layers cached once ---------------------------------------------------
+@dataclass
+class HiddenCache:
+    """Per text, the output of the frozen lower layers (unpadded ``[len, hidden]``), on the CPU."""
+
+    hidden: list[Any]
+    start_layer: int
+
+    def batch(self, idx: Sequence[int], device: Any) -> tuple[Any, Any]:
+        """The texts' cached states padded to the batch's longest, and their attention mask."""
+        import torch
+
+        width = max(self.hidden[i].shape[0] for i in idx)
+        first = self.hidden[idx[0]]
+        out = torch.zeros((len(idx), width, first.shape[1]), dtype=first.dtype)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = self.hidden[i].shape[0]
+            out[row, :n] = self.hidden[i]
+            mask[row, :n] = 1
+        return out.to(device), mask.to(device)
+
+
+def frozen_layer_count(model: Any, requested: int) -> int:
+    """How many lower blocks the fast path freezes: ``requested``, at most all but the top one."""
+    layers = model.encoder_layers()
+    if layers is None:
+        raise ValueError(
+            f"train_path 'fast' needs a BERT-family encoder (encoder.layer blocks); "
+            f"{type(model.encoder).__name__} has none: use train_path 'full'"
+        )
+    k = min(int(requested), max(len(layers) - 1, 0))
+    if k != requested:
+        log.info("frozen_layers %d capped at %d: the encoder has %d blocks and at least one must train", requested, k, len(layers))
+    return k
+
+
+def freeze_lower(model: Any, n_layers: int) -> None:
+    """No gradients for the embeddings and the first ``n_layers`` blocks (their output is cached)."""
+    for p in model.encoder.embeddings.parameters():
+        p.requires_grad_(False)
+    for layer in model.encoder_layers()[:n_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+
+
+def build_hidden_cache(model: Any, data: Encoded, pad_id: int, n_layers: int, device: Any, autocast: Any, amp_dtype: Any, batch_size: int = 64) -> HiddenCache:
+    """Run the frozen layers once per text (eval mode, length-sorted batches) and keep their output."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    store_dtype = amp_dtype if amp_dtype is not None else torch.float32  # bf16 halves the cache's memory
+    hidden: list[Any] = [None] * len(data)
+    order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
+    with torch.no_grad(), autocast():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = collate(data, idx, pad_id)
+            mask = batch["attention_mask"].to(device)
+            out = model.lower_hidden(batch["input_ids"].to(device), mask, n_layers).to(store_dtype).cpu()
+            for row, i in enumerate(idx):
+                hidden[i] = out[row, : len(data.input_ids[i])].clone()
+    model.train(was_training)
+    return HiddenCache(hidden, n_layers)
+
+
+def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: Any) -> list[list[int]]:
+    """A shuffled epoch in batches of similar length: shuffle, sort within buckets, shuffle the batches."""
+    import torch
+
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    span = batch_size * BUCKET_BATCHES
+    batches: list[list[int]] = []
+    for start in range(0, len(order), span):
+        bucket = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches += [bucket[j : j + batch_size] for j in range(0, len(bucket), batch_size)]
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[p] for p in perm]
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -207,8 +327,13 @@ def train(
 
     encoder, tokenizer = load_encoder(base_model)
     model = MultiHeadModel(encoder, dropout=config.dropout)
-    device, autocast, amp_dtype = _device_and_autocast()
+    device, autocast, amp_dtype = _device_and_autocast(config.precision)
     model.to(device)
+    fast = config.train_path == "fast"
+    n_frozen = frozen_layer_count(model, config.frozen_layers) if fast else 0
+    if fast:
+        freeze_lower(model, n_frozen)
+    path_name = f"{_precision_name(amp_dtype)}+" + (f"cached-lower-{n_frozen}+bucketed" if fast else "full")
     data = {s: encode_split(df, tokenizer, config) for s, df in splits.items()}
     if config.confidence_mode != "none":
         kept = float(data["train"].weights.mean())
@@ -217,9 +342,10 @@ def train(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": list(model.encoder.parameters()), "lr": config.lr},
+            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": config.lr},
             {"params": head_params, "lr": config.lr * config.head_lr_multiplier},
         ],
         weight_decay=config.weight_decay,
@@ -274,19 +400,37 @@ def train(
         base_model, len(data["train"]), len(data["val"]), config.epochs, config.batch_size, total_steps, device,
     )
     train_start = time.perf_counter()
-    examples_seen = 0
+    examples_seen, loop_seconds = 0, 0.0
+    cache = None
+    if fast and state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+        t_cache = time.perf_counter()
+        cache = build_hidden_cache(model, data["train"], pad_id, n_frozen, device, autocast, amp_dtype)
+        loop_seconds += time.perf_counter() - t_cache
+        log.info("cached the frozen lower %d layers for %d texts in %.1f s", n_frozen, len(data["train"]), loop_seconds)
+    lengths = [len(ids) for ids in data["train"].input_ids]
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["bad_epochs"] >= config.patience:
             break
         model.train()
         gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(data["train"]), generator=gen).tolist()
+        if cache is not None:
+            epoch_batches = bucketed_batches(lengths, config.batch_size, gen)
+        else:
+            order = torch.randperm(len(data["train"]), generator=gen).tolist()
+            epoch_batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
         t0, seen, loss_sum, mse_sum, ce_sum = time.perf_counter(), 0, 0.0, 0.0, 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            batch = {k: v.to(device) for k, v in collate(data["train"], idx, pad_id).items()}
-            with autocast():
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        for step, idx in enumerate(epoch_batches):
+            if cache is not None:
+                hidden, mask = cache.batch(idx, device)
+                sel = torch.as_tensor(idx)
+                d = data["train"]
+                batch = {"scores": d.scores[sel].to(device), "tags": d.tags[sel].to(device), "weights": d.weights[sel].to(device)}
+                with autocast():
+                    out = model.forward_from_hidden(hidden, mask, cache.start_layer)
+            else:
+                batch = {k: v.to(device) for k, v in collate(data["train"], idx, pad_id).items()}
+                with autocast():
+                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             loss, parts = multihead_loss(
                 out, batch["scores"], batch["tags"], batch["weights"], categories=CATEGORIES,
                 class_weights=cw, mse_weight=config.mse_weight, ce_weight=config.ce_weight,
@@ -295,12 +439,12 @@ def train(
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
             scheduler.step()
             seen += len(idx)
@@ -315,6 +459,7 @@ def train(
                 )
         train_seconds = time.perf_counter() - t0
         examples_seen += seen
+        loop_seconds += train_seconds
         val = evaluate_split("val")
         record = {
             "epoch": epoch,
@@ -368,6 +513,15 @@ def train(
     elapsed = time.perf_counter() - train_start
     metrics["train_examples_per_s"] = examples_seen / elapsed if examples_seen and elapsed > 0 else None
     metrics["n_train"], metrics["n_val"] = len(data["train"]), len(data["val"])
+    metrics["training"] = {
+        "path": path_name,
+        "device": str(device),
+        # examples trained / seconds in the training loop, the lower-layer cache included
+        "examples_per_s": examples_seen / loop_seconds if examples_seen and loop_seconds > 0 else None,
+        "loop_seconds": loop_seconds,
+        "examples": examples_seen,
+    }
+    log.info("training path %s: %s examples/s", path_name, metrics["training"]["examples_per_s"])
 
     extra = {"history.json": _history_json(state["history"]), "training_curve.png": _curve_png(state["history"])}
     save_artifact(
