@@ -11,7 +11,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from news_signals.model.train import CONFIDENCE_MODES
+    from news_signals.model.train import CONFIDENCE_MODES, PRECISIONS, TRAIN_PATHS
 
     parser.add_argument("--snapshot", required=True, help="snapshot directory with train/val/test.parquet")
     parser.add_argument("--base-model", default="minilm", help="local HF model dir, hub id (cached), or 'minilm'")
@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma list (en,sv) the model is trained for and serves; other languages go to keywords. "
         "auto: what the base model knows (minilm: en), else all; 'all' for every language",
     )
+    parser.add_argument("--train-path", choices=TRAIN_PATHS, default="fast",
+                        help="fast: frozen lower layers cached once, top layers trained; full: whole encoder every step")
+    parser.add_argument("--frozen-layers", type=int, default=4, help="with --train-path fast: lower blocks frozen and cached")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 autocast where native, else fp32")
     parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")
 
 
@@ -68,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         model_name=args.model_name or Settings().model_name,
         languages=tuple(parse_languages(args.languages, args.base_model)),
+        train_path=args.train_path,
+        frozen_layers=args.frozen_layers,
+        precision=args.precision,
     )
     out = train(args.snapshot, args.base_model, args.out, config)
     manifest = json.loads((out / "news_signals.json").read_text(encoding="utf-8"))
