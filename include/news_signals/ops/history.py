@@ -20,17 +20,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from news_signals.core.taxonomy import CATEGORIES
+from news_signals.retrain.gate import Rule  # a gate rule as gate.json records it
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RuleResult:
-    name: str
-    passed: bool
-    value: float | None
-    threshold: float | None
-    detail: str = ""
 
 
 @dataclass
@@ -48,7 +40,7 @@ class VersionRow:
     decision: str  # "promote", "keep" or "unknown" (no gate.json)
     forced: bool
     reason: str
-    rules: list[RuleResult] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
     per_category: dict[str, dict[str, float | None]] = field(default_factory=dict)  # cat -> {precision, recall, f1}
     latency_p95_ms: float | None = None
     path: str | None = None
@@ -165,8 +157,8 @@ def load_learning_curve(storage: Any = None) -> dict[str, Any] | None:
         return None
 
 
-def _rule(r: Mapping[str, Any]) -> RuleResult:
-    return RuleResult(
+def _rule(r: Mapping[str, Any]) -> Rule:
+    return Rule(
         name=str(r.get("name", "?")),
         passed=bool(r.get("passed")),
         value=_num(r.get("value")),
