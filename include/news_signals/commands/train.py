@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     out = train(args.snapshot, args.base_model, args.out, config)
-    manifest = json.loads((out / "news_signals.json").read_text(encoding="utf-8"))
+    from news_signals.model.artifact import MANIFEST
+
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     m = manifest["metrics"]
     print(
         json.dumps(

@@ -279,10 +279,12 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, generator: Any) ->
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
+    from news_signals.model.artifact import MANIFEST
+
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file; give a directory for the model artifact")
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        known = (out_dir / "news_signals.json").exists() or (out_dir / "checkpoints").exists()
+        known = (out_dir / MANIFEST).exists() or (out_dir / "checkpoints").exists()
         if not known:
             raise ValueError(
                 f"--out {out_dir} exists and is not a model artifact or checkpoint directory; "

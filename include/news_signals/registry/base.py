@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from news_signals.model.artifact import MANIFEST
+
 # Files the registry writes beside the artifact; they are not part of the artifact's hashes.
 SIDECAR = "registry.json"
 METRICS_FILE = "metrics.json"
@@ -22,7 +24,7 @@ GATE_FILE = "gate.json"
 # fingerprint and the sha256 of every artifact file (what download() verifies).
 VERSION_FILE = SIDECAR
 REGISTRY_FILES = frozenset({SIDECAR, METRICS_FILE, GATE_FILE})
-ARTIFACT_MANIFEST = "news_signals.json"
+ARTIFACT_MANIFEST = MANIFEST  # the artifact manifest the registry checks for
 
 
 class RegistryError(RuntimeError):
