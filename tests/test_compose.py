@@ -23,8 +23,11 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
+    "airflow-worker-gpu": "celery worker --queues gpu --concurrency 1",
 }
-ENV = {**os.environ, "PWD": str(ROOT), "AIRFLOW_UID": "50000"}
+# The two variables compose refuses to start without (docs/OPERATIONS.md); the values are test-only.
+REQUIRED = {"AIRFLOW__CORE__FERNET_KEY": "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=", "POSTGRES_PASSWORD": "test-only"}
+ENV = {**os.environ, "PWD": str(ROOT), "AIRFLOW_UID": "50000", **REQUIRED}
 
 
 def _compose_cmd() -> list[str] | None:
@@ -39,7 +42,11 @@ def _compose_cmd() -> list[str] | None:
 def _resolved() -> dict:
     """The file after compose-style interpolation and YAML merge keys (what the tool sees)."""
     text = COMPOSE.read_text()
-    text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}", lambda m: ENV.get(m.group(1)) or m.group(2) or "", text)
+    text = re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}",
+        lambda m: ENV.get(m.group(1)) or ("" if "?" in m.group(0) else m.group(2)) or "",
+        text,
+    )
     return yaml.safe_load(text.replace("$$", "$"))
 
 
@@ -60,6 +67,41 @@ def test_compose_tool_accepts_the_file():
     assert set(AIRFLOW_SERVICES) | {"postgres", "redis", "airflow-init"} <= set(config["services"])
     worker_env = config["services"]["airflow-worker"]["environment"]
     assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert worker_env["AIRFLOW__CORE__FERNET_KEY"] == REQUIRED["AIRFLOW__CORE__FERNET_KEY"]
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_compose_refuses_to_start_without_a_fernet_key_or_db_password(missing):
+    """No silent default: without the key, connection passwords would sit unencrypted in Postgres."""
+    cmd = _compose_cmd()
+    if cmd is None:
+        pytest.skip("no compose tool")
+    env = {k: v for k, v in ENV.items() if k != missing}
+    proc = subprocess.run([*cmd, "-f", str(COMPOSE), "config"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode != 0, proc.stdout[-500:]
+    assert missing in proc.stderr and "docs/OPERATIONS.md" in proc.stderr, proc.stderr
+
+
+def test_no_default_password_outside_the_example_env():
+    text = COMPOSE.read_text()
+    assert "airflow:airflow@" not in text and "POSTGRES_PASSWORD: airflow" not in text
+    assert "FERNET_KEY: ''" not in text
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^AIRFLOW__CORE__FERNET_KEY=CHANGE-ME$", example, re.M)
+    assert re.search(r"^POSTGRES_PASSWORD=", example, re.M)
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_every_base_image_is_overridable(compose):
+    text = COMPOSE.read_text()
+    for var, default in {
+        "AIRFLOW_BASE_IMAGE": "apache/airflow:3.1.8-python3.11",
+        "POSTGRES_IMAGE": "postgres:16",
+        "REDIS_IMAGE": "redis:7.2-bookworm",
+        "SOCKET_PROXY_IMAGE": "tecnativa/docker-socket-proxy:v0.3.0",
+    }.items():
+        assert f"${{{var}:-{default}}}" in text, var  # the official image stays the default
+    assert compose["services"]["airflow-apiserver"]["build"]["args"]["AIRFLOW_IMAGE"] == "apache/airflow:3.1.8-python3.11"
 
 
 def test_official_shape_and_our_image(compose):
@@ -67,7 +109,7 @@ def test_official_shape_and_our_image(compose):
     for name, command in AIRFLOW_SERVICES.items():
         svc = services[name]
         assert svc["command"] == command, name
-        assert svc["build"] == {"context": ".", "dockerfile": "docker/airflow/Dockerfile"}, name
+        assert svc["build"]["context"] == "." and svc["build"]["dockerfile"] == "docker/airflow/Dockerfile", name
         assert svc["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -106,7 +148,8 @@ def test_every_name_it_uses_exists(compose):
 
 def test_workers_can_reach_a_docker_daemon_and_data_paths_match(compose):
     services = compose["services"]
-    worker = services["airflow-worker"]
+    worker = services["airflow-worker-gpu"]
+    assert "DOCKER_HOST" not in services["airflow-worker"]["environment"]  # only the gpu worker reaches Docker
     docker_host = worker["environment"]["DOCKER_HOST"]
     proxy_name, port = re.match(r"tcp://([^:]+):(\d+)", docker_host).groups()
     proxy = services[proxy_name]
@@ -124,4 +167,4 @@ def test_airflow_image_installs_our_requirements_and_package():
     assert re.search(r"^FROM \$\{AIRFLOW_IMAGE\}", text, re.M)
     assert "apache/airflow:3.1.8" in text  # the same Airflow as requirements.txt
     assert "-r /opt/news_signals/requirements.txt -c /opt/news_signals/constraints.txt" in text
-    assert "pip install --no-cache-dir --no-deps /opt/news_signals" in text
+    assert "pip install --no-cache-dir --no-deps ${PIP_INSTALL_ARGS} /opt/news_signals" in text

@@ -352,6 +352,126 @@ def build_trainer_image(
     return result
 
 
+# ---- the compose stack's images (docker-compose.yaml) ------------------------------------------
+LOCAL_DIR = PROJECT_ROOT / "docker" / "local"
+AIRFLOW_DIR = PROJECT_ROOT / "docker" / "airflow"
+# Local equivalents of the official images, tagged so that docker-compose.yaml's variables point at them
+# (AIRFLOW_BASE_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, SOCKET_PROXY_IMAGE; see stack_image_env()).
+LOCAL_STACK_IMAGES = {
+    "AIRFLOW_BASE_IMAGE": ("airflow", "news-signals-local/airflow:3.1.8-python3.11"),
+    "POSTGRES_IMAGE": ("postgres", "news-signals-local/postgres:15"),
+    "REDIS_IMAGE": ("redis", "news-signals-local/redis:7"),
+    "SOCKET_PROXY_IMAGE": ("socket-proxy", "news-signals-local/docker-socket-proxy:latest"),
+}
+AIRFLOW_IMAGE_TAG = "news-signals-airflow:3.1.8"
+AIRFLOW_REQUIREMENTS = ("requirements.txt", "requirements-corpus.txt", "constraints.txt")
+AIRFLOW_CELERY_REQUIREMENTS = AIRFLOW_DIR / "requirements-celery.txt"
+
+
+def build_airflow_wheelhouse(dest: Path | None = None) -> Path:
+    """Wheels for the Airflow image (requirements + corpus + the Celery stack), rebuilt when they change."""
+    dest = dest or BUILD_DIR / "airflow-wheelhouse"
+    sources = [PROJECT_ROOT / name for name in AIRFLOW_REQUIREMENTS] + [AIRFLOW_CELERY_REQUIREMENTS]
+    stamp = dest / ".requirements.sha256"
+    want = _hash_files(sources, PROJECT_ROOT)
+    if stamp.is_file() and stamp.read_text() == want:
+        log.info("wheelhouse %s is current", dest)
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    constraints = ["-c", str(PROJECT_ROOT / "constraints.txt")]
+    _pip([
+        "wheel", "--quiet", "-w", str(dest), "-r", str(PROJECT_ROOT / "requirements.txt"),
+        "-r", str(AIRFLOW_CELERY_REQUIREMENTS), "setuptools>=68", *constraints,
+    ])
+    _pip(["wheel", "--quiet", "--no-deps", "-w", str(dest), "-r", str(PROJECT_ROOT / "requirements-corpus.txt")])
+    stamp.write_text(want)
+    return dest
+
+
+def _stage_files(ctx: Path, files: dict[str, Path]) -> Path:
+    """A fresh build context holding exactly ``files`` (context name -> source); no .venv, no data."""
+    if ctx.exists():
+        shutil.rmtree(ctx)
+    ctx.mkdir(parents=True)
+    for name, src in files.items():
+        dest = ctx / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest)
+    return ctx
+
+
+def _local_context(name: str, ctx: Path) -> Path:
+    files = {p.name: p for p in (LOCAL_DIR / name).iterdir() if p.is_file()}
+    if name == "airflow":
+        files |= {"requirements-celery.txt": AIRFLOW_CELERY_REQUIREMENTS, "constraints.txt": PROJECT_ROOT / "constraints.txt"}
+    return _stage_files(ctx, files)
+
+
+def _airflow_context(ctx: Path) -> Path:
+    files = {name: PROJECT_ROOT / name for name in (*AIRFLOW_REQUIREMENTS, "pyproject.toml")}
+    readme = PROJECT_ROOT / "README.md"
+    files["README.md"] = readme if readme.is_file() else PROJECT_ROOT / "pyproject.toml"
+    files["include/news_signals"] = PROJECT_ROOT / "include" / "news_signals"
+    files["docker/airflow/Dockerfile"] = AIRFLOW_DIR / "Dockerfile"
+    return _stage_files(ctx, files)
+
+
+def _build_in(client, staged: Path, tag: str, buildargs: dict[str, str], dockerfile: str = "Dockerfile") -> None:
+    """docker build of a staged context on the host network (so pip reaches the loopback wheel server)."""
+    log.info("docker build %s (%s)", tag, ", ".join(f"{k}={v}" for k, v in buildargs.items() if k != "PIP_INSTALL_ARGS"))
+    tail: list[str] = []
+    try:
+        for chunk in client.api.build(
+            path=str(staged), dockerfile=dockerfile, tag=tag, buildargs=buildargs, rm=True, forcerm=True,
+            decode=True, pull=False, network_mode="host",
+        ):
+            line = chunk.get("stream", "").rstrip()
+            if line:
+                log.info("build: %s", line)
+                tail = (tail + [line])[-30:]
+            if "error" in chunk:
+                raise BuildError(f"docker build of {tag} failed: {chunk['error']}\n" + "\n".join(tail))
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def stack_image_env() -> dict[str, str]:
+    """docker-compose.yaml's image variables pointing at the local images this module builds."""
+    return {var: tag for var, (_, tag) in LOCAL_STACK_IMAGES.items()} | {"AIRFLOW_IMAGE_NAME": AIRFLOW_IMAGE_TAG}
+
+
+def build_stack_images(*, airflow_tag: str = AIRFLOW_IMAGE_TAG) -> dict[str, float]:
+    """Build the local Airflow/Postgres/Redis/socket-proxy bases and our Airflow image, offline.
+
+    Docker's layer cache does the caching (the wheel server's fixed port keeps the pip steps' cache key
+    stable), so an unchanged rebuild takes seconds. Returns seconds per image.
+    """
+    client = docker_client()
+    base = ensure_base_image(client)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    with serve_wheelhouse(build_airflow_wheelhouse()) as pip_args:
+        for name, tag in LOCAL_STACK_IMAGES.values():
+            started = time.monotonic()
+            ctx = _local_context(name, Path(tempfile.mkdtemp(prefix=f"{name}-context-", dir=BUILD_DIR)))
+            _build_in(client, ctx, tag, {"BASE_IMAGE": base, "PIP_INSTALL_ARGS": pip_args})
+            seconds[tag] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        ctx = _airflow_context(Path(tempfile.mkdtemp(prefix="airflow-context-", dir=BUILD_DIR)))
+        _build_in(
+            client, ctx, airflow_tag,
+            {"AIRFLOW_IMAGE": LOCAL_STACK_IMAGES["AIRFLOW_BASE_IMAGE"][1], "PIP_INSTALL_ARGS": pip_args},
+            dockerfile="docker/airflow/Dockerfile",
+        )
+        seconds[airflow_tag] = round(time.monotonic() - started, 1)
+    for tag, took in seconds.items():
+        log.info("image %s ready in %.0f s", tag, took)
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.docker_build", description=__doc__.splitlines()[0])
     parser.add_argument("--tag", default=None, help="image tag (default $NEWS_SIGNALS_TRAINER_IMAGE or news-signals-trainer:latest)")
@@ -359,9 +479,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"BASE_IMAGE build arg (default: {BASE_IMAGE_TAG}, made by debootstrap; with --online the Dockerfile's CUDA image)")
     parser.add_argument("--online", action="store_true", help="let pip use PyPI inside the build instead of the host wheelhouse")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cached image matches")
+    parser.add_argument("--stack", action="store_true",
+                        help="build docker-compose.yaml's local images instead (Airflow, Postgres, Redis, socket proxy "
+                        "bases from Debian packages, then our Airflow image); prints the compose variables to use")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
+        if args.stack:
+            seconds = build_stack_images()
+            print(json.dumps({"seconds": seconds, "env": stack_image_env()}, indent=2))
+            return 0
         result = build_trainer_image(args.tag, base_image=args.base_image, online=args.online, force=args.force)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

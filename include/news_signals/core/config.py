@@ -105,6 +105,8 @@ class Settings:
         default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_IMAGE", "news-signals-trainer:latest")
     )
     trainer_gpu: str = field(default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_GPU", "auto").lower())  # 1 | 0 | auto
+    # Celery queue of the training task: only workers next to the GPU's Docker daemon consume it
+    trainer_queue: str = field(default_factory=lambda: _env("NEWS_SIGNALS_TRAINER_QUEUE", "gpu"))
     train_timeout_h: float = field(default_factory=lambda: float(_env("NEWS_SIGNALS_TRAIN_TIMEOUT_H", "6")))
     docker_url: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DOCKER_URL"))  # "" = DOCKER_HOST or the socket
     docker_conn_id: str = field(default_factory=lambda: _env("NEWS_SIGNALS_DOCKER_CONN_ID"))  # a registry login

@@ -9,6 +9,7 @@ Configuration (environment; the DAG's ``trainer_backend`` Param overrides the ba
 - ``NEWS_SIGNALS_TRAINER_BACKEND`` = ``docker`` | ``local``; default ``docker`` when a Docker daemon
   is configured (``DOCKER_HOST`` set or ``/var/run/docker.sock`` present), else ``local``.
 - ``NEWS_SIGNALS_TRAINER_IMAGE`` (default ``news-signals-trainer:latest``).
+- ``NEWS_SIGNALS_TRAINER_QUEUE`` (default ``gpu``): the training task's Celery queue.
 - ``NEWS_SIGNALS_TRAINER_GPU`` = 1 | 0 | auto (default auto = NVIDIA device nodes present): request
   every GPU via ``device_requests``; without a GPU they are left out.
 - ``NEWS_SIGNALS_DOCKER_URL`` (default: the provider's, i.e. ``DOCKER_HOST`` or the local socket),
@@ -221,6 +222,7 @@ def docker_operator_kwargs(
     image: str | None = None,
 ) -> dict[str, Any]:
     """Every DockerOperator argument of the training task, in one place."""
+    settings = Settings.from_env()
     kwargs: dict[str, Any] = {
         "image": image or trainer_image(),
         "command": command,
@@ -230,12 +232,12 @@ def docker_operator_kwargs(
         "mount_tmp_dir": False,
         "pool": GPU_POOL,
         "pool_slots": 1,
+        "queue": settings.trainer_queue,  # CeleryExecutor: the worker beside the GPU daemon (compose: airflow-worker-gpu)
         "execution_timeout": train_timeout(),
         "environment": {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
         "tty": False,
         "force_pull": False,
     }
-    settings = Settings.from_env()
     if settings.docker_url:
         kwargs["docker_url"] = settings.docker_url
     if settings.docker_conn_id:
@@ -267,6 +269,8 @@ def trainer_operator_class() -> type:
 
         def execute(self, context: Any) -> Any:
             self._private_environment = {**(self._private_environment or {}), **trainer_secrets()}
+            if self.user is None:  # the worker's uid: files in the mounted work dir stay the worker's
+                self.user = f"{os.getuid()}:{os.getgid()}"
             return super().execute(context)
 
     TrainerDockerOperator.__module__ = __name__
