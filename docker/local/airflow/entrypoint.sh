@@ -10,7 +10,7 @@ if ! whoami >/dev/null 2>&1; then
 fi
 
 wait_for_db() {
-  local tries="${CONNECTION_CHECK_MAX_COUNT:-30}" sleep_s="${CONNECTION_CHECK_SLEEP_TIME:-3}"
+  local tries="${CONNECTION_CHECK_MAX_COUNT:-20}" sleep_s="${CONNECTION_CHECK_SLEEP_TIME:-3}"
   [ "$tries" -gt 0 ] || return 0
   for ((i = 1; i <= tries; i++)); do
     if airflow db check >/dev/null 2>&1; then return 0; fi
