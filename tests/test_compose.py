@@ -26,7 +26,11 @@ AIRFLOW_SERVICES = {
     "airflow-worker-gpu": "celery worker --queues gpu --concurrency 1",
 }
 # The two variables compose refuses to start without (docs/OPERATIONS.md); the values are test-only.
-REQUIRED = {"AIRFLOW__CORE__FERNET_KEY": "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=", "POSTGRES_PASSWORD": "test-only"}
+REQUIRED = {
+    "AIRFLOW__CORE__FERNET_KEY": "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE=",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-jwt-secret",
+    "POSTGRES_PASSWORD": "test-only",
+}
 ENV = {**os.environ, "PWD": str(ROOT), "AIRFLOW_UID": "50000", **REQUIRED}
 
 
@@ -71,7 +75,7 @@ def test_compose_tool_accepts_the_file():
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
-def test_compose_refuses_to_start_without_a_fernet_key_or_db_password(missing):
+def test_compose_refuses_to_start_without_a_fernet_key_jwt_secret_or_db_password(missing):
     """No silent default: without the key, connection passwords would sit unencrypted in Postgres."""
     cmd = _compose_cmd()
     if cmd is None:
@@ -88,6 +92,7 @@ def test_no_default_password_outside_the_example_env():
     assert "FERNET_KEY: ''" not in text
     example = (ROOT / ".env.example").read_text()
     assert re.search(r"^AIRFLOW__CORE__FERNET_KEY=CHANGE-ME$", example, re.M)
+    assert re.search(r"^AIRFLOW__API_AUTH__JWT_SECRET=CHANGE-ME$", example, re.M)
     assert re.search(r"^POSTGRES_PASSWORD=", example, re.M)
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
