@@ -181,3 +181,111 @@ def test_page_draws_the_learning_curve_when_one_was_written(registry_home):
     assert 'id="learning-curve"' in html and html.count("<svg") == 3
     assert "812 human labels" in html and "3100 held-out rows" in html
     assert client.get("/api/history").json()["learning_curve"]["reports"]["hybrid"]["macro_f1"] == 0.62
+
+
+# ---- production moves: every promotion and rollback, with who, when and why ----------------------
+def _moves_html(html: str) -> str:
+    return html.split('id="moves"', 1)[1].split("</section>", 1)[0]
+
+
+def test_production_moves_promotion_then_rollback_in_json_and_html(registry_home):
+    """The example registry's real promote() calls, then a real rollback() whose reason is hostile input."""
+    from fastapi.testclient import TestClient
+    from news_signals.core.config import Settings
+    from news_signals.core.storage import Storage
+    from news_signals.ops.history import MOVE_FIELDS
+    from news_signals.registry import LocalRegistry
+
+    registry = LocalRegistry(Settings().model_name, Storage())
+    registry.promote(4, "re-approved after INC-7", by="bob", action="approve")
+    reason = '<script>alert("x")</script> v4 mislabels storms & floods'
+    registry.rollback(2, reason, by="alice <ops>")
+
+    client = TestClient(create_app())
+    data = client.get("/api/history").json()
+    moves = data["promotions"]
+    assert data["production_version"] == 2 and data["promotions_error"] is None
+    assert all(set(m) == set(MOVE_FIELDS) for m in moves)  # the recorded fields, nothing else
+    assert [(m["action"], m["version"], m["previous"]) for m in moves] == [  # oldest first
+        ("promote", 1, None), ("promote", 2, 1), ("promote", 4, 2), ("approve", 4, 4), ("rollback", 2, 4),
+    ]
+    assert (moves[-1]["by"], moves[-1]["reason"]) == ("alice <ops>", reason)
+    assert (moves[-2]["by"], moves[-2]["reason"]) == ("bob", "re-approved after INC-7")
+    assert moves[0]["by"] == "" and moves[0]["reason"] == "all rules passed"
+    assert moves == registry.promotions()  # the registry's own records
+    assert all(m["promoted_at"] for m in moves)
+
+    html = client.get("/").text
+    assert "Production moves" in html and 'id="no-moves"' not in html
+    table = _moves_html(html)
+    assert table.count('class="move"') == 5
+    assert "<script" not in html  # escaped, not executed
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; v4 mislabels storms &amp; floods" in table
+    assert "alice &lt;ops&gt;" in table and "<ops>" not in table
+    assert table.index("rollback") < table.index("approve") < table.index("re-approved")  # newest first
+    assert re.search(r'badge rollback">rollback</span></td>\s*<td><strong>v2</strong></td>\s*<td>v4</td>', table)
+    assert re.search(r'badge promote">promote</span></td>\s*<td><strong>v1</strong></td>\s*<td>–</td>\s*<td>–</td>',
+                     table)  # the first promotion: no previous, no recorded "by"
+    assert 'title="' + moves[-1]["promoted_at"] + '"' in table
+
+
+def test_no_production_move_yet(ns_home, tmp_path):
+    from fastapi.testclient import TestClient
+    from news_signals.core.config import Settings
+    from news_signals.core.storage import Storage
+    from news_signals.registry import LocalRegistry
+    from test_registry import fake_artifact
+
+    client = TestClient(create_app())
+    for versions in (0, 1):  # an empty registry, then one registered but never promoted version
+        if versions:
+            LocalRegistry(Settings().model_name, Storage()).register(fake_artifact(tmp_path / "a"), {}, None, "kept")
+        resp = client.get("/")
+        assert resp.status_code == 200
+        assert 'id="no-moves"' in resp.text and "No production move yet." in resp.text
+        assert 'class="move"' not in resp.text
+        data = client.get("/api/history").json()
+        assert data["promotions"] == [] and data["promotions_error"] is None
+        assert len(data["versions"]) == versions
+    assert 'id="v1"' in resp.text
+
+
+def test_unreadable_promotion_log_keeps_the_versions(registry_home):
+    """promotions() failing (a corrupt promotions.json) is shown in its section; the versions still render."""
+    from fastapi.testclient import TestClient
+    from news_signals.core.config import Settings
+    from news_signals.core.storage import Storage
+    from news_signals.registry import LocalRegistry
+
+    (registry_home / "registry" / Settings().model_name / "promotions.json").write_text("{not json")
+    client = TestClient(create_app(registry_factory=lambda name: LocalRegistry(name, Storage())))
+    resp = client.get("/")
+    assert resp.status_code == 200 and 'id="v4"' in resp.text and 'id="moves-error"' in resp.text
+    data = client.get("/api/history").json()
+    assert data["promotions"] == [] and data["promotions_error"] and data["production_version"] == 4
+
+
+def test_hopsworks_production_moves_come_from_the_tag_history():
+    """The Hopsworks backend (autospecs of the real hsml classes): the production tag's history, as is."""
+    from news_signals.registry.hopsworks import HopsworksRegistry
+    from test_approval_rollback import _tagging
+    from test_registry import hs_model, hsml_mocks
+
+    mr, Model = hsml_mocks()
+    models = {v: _tagging(hs_model(Model, v)) for v in (1, 2)}
+    mr.get_models.return_value = list(models.values())
+    mr.get_model.side_effect = lambda name, version=None: models.get(version)
+    reg = HopsworksRegistry("m", model_registry=mr)
+    reg.promote(1, "first", by="promotion gate")
+    reg.promote(2, "better", by="promotion gate")
+    reg.rollback(1, "v2 regressed on <weather>", "ada")
+
+    h = load_history("m", registry_factory=lambda _name: reg)
+    assert h.error is None and h.promotions == reg.promotions()
+    assert [(m["action"], m["version"], m["previous"], m["by"]) for m in h.promotions] == [
+        ("promote", 1, None, "promotion gate"), ("promote", 2, 1, "promotion gate"), ("rollback", 1, 2, "ada"),
+    ]
+    from news_signals.ops.web import render_page
+
+    html = render_page(h)
+    assert "v2 regressed on &lt;weather&gt;" in _moves_html(html)

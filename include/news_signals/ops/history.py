@@ -10,6 +10,10 @@ Headline numbers are the held-out human labels' (``metrics["heldout"]``, written
 register stage): the version's macro-F1, the keyword labeller's on the same rows, and the paired
 interval of the difference. The snapshot test split's macro-F1 is agreement with the bootstrap
 labels and is shown only as that, never beside the keyword baseline.
+
+``History.promotions`` is the registry's own log of production moves (``ModelRegistry.promotions()``:
+local ``promotions.json``, or the Hopsworks production tag's ``history``), oldest first, reduced to
+the recorded fields (:data:`MOVE_FIELDS`) so nothing else a tag may carry reaches the page.
 """
 
 from __future__ import annotations
@@ -51,12 +55,18 @@ class VersionRow:
         return [r.name for r in self.rules if not r.passed]
 
 
+# What a production move records (``ModelRegistry.promotions()``); nothing else is passed on.
+MOVE_FIELDS = ("version", "previous", "action", "by", "reason", "promoted_at")
+
+
 @dataclass
 class History:
     model_name: str
     backend: str
     rows: list[VersionRow]
     error: str | None = None  # the registry could not be read: what went wrong
+    promotions: list[dict[str, Any]] = field(default_factory=list)  # production moves, oldest first
+    promotions_error: str | None = None  # versions were read but the promotion log was not
 
     @property
     def production(self) -> VersionRow | None:
@@ -70,6 +80,8 @@ class History:
             "error": self.error,
             "production_version": prod.version if prod else None,
             "versions": [{**asdict(r), "failed_rules": r.failed_rules} for r in self.rows],
+            "promotions": [dict(m) for m in self.promotions],
+            "promotions_error": self.promotions_error,
         }
 
 
@@ -93,7 +105,45 @@ def load_history(
     except Exception as exc:  # registry down or misconfigured: show it on the page, don't 500
         log.warning("model history for %s unavailable: %s: %s", name, type(exc).__name__, exc)
         return History(name, backend, [], error=f"{type(exc).__name__}: {exc}")
-    return History(name, backend, rows_from_versions(versions))
+    moves: list[dict[str, Any]] = []
+    moves_error = None
+    try:
+        moves = moves_from_records(registry.promotions())
+    except Exception as exc:  # the versions are still worth showing without the log
+        log.warning("promotion log of %s unavailable: %s: %s", name, type(exc).__name__, exc)
+        moves_error = f"{type(exc).__name__}: {exc}"
+    return History(name, backend, rows_from_versions(versions), promotions=moves, promotions_error=moves_error)
+
+
+def moves_from_records(records: Iterable[Any]) -> list[dict[str, Any]]:
+    """The registry's production moves → dicts with :data:`MOVE_FIELDS` only, in the registry's order.
+
+    Records written before ``by``/``action`` existed read as ``by=""``, ``action="promote"``; a record
+    that is not a mapping or has no version is skipped (logged), not fatal.
+    """
+    out = []
+    for rec in records or []:
+        if not isinstance(rec, Mapping) or _int(rec.get("version")) is None:
+            log.warning("skipping a malformed promotion record: %r", rec)
+            continue
+        out.append({
+            "version": _int(rec["version"]),
+            "previous": _int(rec.get("previous")),
+            "action": str(rec.get("action") or "promote"),
+            "by": str(rec.get("by") or ""),
+            "reason": str(rec.get("reason") or ""),
+            "promoted_at": str(rec.get("promoted_at") or ""),
+        })
+    return out
+
+
+def _int(x: Any) -> int | None:
+    if isinstance(x, bool):
+        return None
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return None
 
 
 def rows_from_versions(versions: Iterable[Any]) -> list[VersionRow]:

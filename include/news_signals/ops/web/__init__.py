@@ -1,6 +1,7 @@
 """The model-history web page as a FastAPI app: mounted by the Airflow plugin, or run on its own.
 
-``create_app()`` serves ``/`` (HTML: versions, metrics, gate decisions, inline SVG charts),
+``create_app()`` serves ``/`` (HTML: versions, metrics, gate decisions, inline SVG charts, and the
+production moves: every promotion and rollback with who, when and why),
 ``/api/history`` (the same data as JSON) and ``/healthz``. Links are relative, so the app works
 at the root (``python -m news_signals.ops.web``) and under the api-server's ``/model-history`` prefix.
 Mounted in Airflow, every route needs an Airflow login (``login_required=True``, see ``auth.py``);
@@ -31,6 +32,7 @@ def render_page(history: History, curve: dict[str, Any] | None = None) -> str:
         prod=prod,
         latest=latest,
         rows=list(reversed(history.rows)),  # newest first in the table
+        moves=list(reversed(history.promotions)),  # newest first too
         f1_chart=macro_f1_chart(history.rows) if history.rows else "",
         cat_chart=per_category_chart(prod) if prod and prod.per_category else "",
         curve=curve,
