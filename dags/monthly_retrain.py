@@ -105,7 +105,7 @@ def _run_context() -> tuple[dict[str, Any], str]:
         "labeller": Param(
             "auto",
             enum=["auto", "hybrid", "keywords", "partition", "llm"],
-            description="relabel the snapshot with: auto (hybrid when installed), hybrid, keywords (fast), "
+            description="relabel the snapshot with: auto (= hybrid), hybrid, keywords (fast), "
             "llm (the news_signals_llm connection or NEWS_SIGNALS_LLM_URL; docs/LLM.md), or keep the partition labels",
         ),
         "llm_fallback": Param(

@@ -184,7 +184,7 @@ def _hopsworks_probe(what: str, timeout: float) -> Check:
 def check_docker(timeout: float) -> Check:
     try:
         import docker
-    except ImportError:
+    except ImportError:  # the doctor's job: an incomplete install is a line with its fix, not a traceback
         return Check("docker", WARN, "the docker SDK is not installed", "make install (apache-airflow-providers-docker)")
     try:
         client = docker.from_env(timeout=max(1, int(timeout)))

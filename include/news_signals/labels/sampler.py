@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from news_signals.core.dates import parse_day
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import ABSENT, CATEGORIES, Signals, score_column, tag_column
 from news_signals.core.text import article_text, normalise_title
@@ -62,7 +63,7 @@ def candidate_frame(
         raise ValueError(f"lookback_days={lookback_days}: give at least 1 day")
     dates = storage.partition_dates()
     if end_date is not None:
-        date.fromisoformat(end_date)  # a clear error for a malformed date
+        end_date = parse_day(end_date, "end_date")
         dates = [d for d in dates if d <= end_date]
     if not dates:
         return pd.DataFrame(columns=["article_id", "text", "title", "language", "date"]), []
@@ -341,8 +342,7 @@ def export_queue_stage(params: dict[str, Any], logical_date: Any, storage: Stora
     from news_signals.labels.store import LABELS_DIR
 
     storage = storage or Storage()
-    day = str(logical_date)[:10]
-    date.fromisoformat(day)
+    day = parse_day(logical_date, "logical_date")
     rows = select_for_labelling(
         int(params.get("label_queue_size", 100)),
         seed=int(params.get("label_queue_seed", 13)),

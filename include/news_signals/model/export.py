@@ -278,10 +278,8 @@ def _current_check(art: LoadedArtifact) -> dict[str, Any] | None:
 
 def build_fp32(art: LoadedArtifact, tmp: Path) -> tuple[Path, dict[str, Any]]:
     """Export and fuse the fp32 graph into ``tmp``; returns the file and how it was made."""
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
+    import onnxruntime
+
     raw, fused = tmp / "raw.onnx", tmp / "fp32.onnx"
     started = time.perf_counter()
     try:

@@ -1,8 +1,9 @@
 """Does an int8 model emit the same signals as its fp32 original, within a stated tolerance?
 
-Dynamic int8 (ONNX Runtime, per-channel weights, activations quantized per call) is about
-1.3-1.6x faster than fp32 on a CPU without VNNI, but it moves single probabilities: for a
-headline on a category's decision boundary P(present) can move by 0.1-0.3. A tolerance on raw
+Dynamic int8 (ONNX Runtime, per-channel weights, activations quantized per call) is faster
+than fp32 on CPUs (docs/MODEL.md, "Measured on an idle machine"), but it moves single
+probabilities: a headline on a category's decision boundary can change its P(present) by far
+more than any useful tolerance (docs/MODEL.md, "Backends and the default"). A tolerance on raw
 probabilities would therefore reject every useful int8 model, so ours is stated on what the
 product emits, the ``classify`` contract's ``tag`` and ``score`` per (article, category):
 

@@ -44,7 +44,7 @@ def make_session(data: bytes, threads: int | None) -> Any:
     options.intra_op_num_threads = int(threads or 0)  # 0: ORT's default (one per physical core)
     options.inter_op_num_threads = 1
     # No busy-waiting between operators: on a shared worker (Airflow, a training job beside
-    # it) spinning threads steal CPU; measured as fast or faster under load.
+    # it) spinning threads steal CPU (measured: docs/MODEL.md, "Backends and the default").
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
@@ -52,12 +52,8 @@ def make_session(data: bytes, threads: int | None) -> Any:
 def load_session(path: Path, sha256: str, threads: int | None = None) -> OnnxModel:
     """A session (cached per process) for the file at ``path``, whose bytes must hash to ``sha256``.
 
-    Raises ``OnnxUnavailable`` naming the reason (no onnxruntime, changed file, bad graph).
+    Raises ``OnnxUnavailable`` naming the reason (changed file, bad graph).
     """
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from exc
     key = (sha256, int(threads or 0))
     with _LOCK:
         if key in _SESSIONS:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from news_signals.core.storage import atomic_path
 from news_signals.core.taxonomy import CATEGORIES, confidence_column, score_column, tag_column, tag_vocabulary
 
 log = logging.getLogger(__name__)
@@ -490,13 +491,11 @@ def train(
             " (best)" if improved else f" (no gain {state['bad_epochs']}/{config.patience})",
             record["train_examples_per_s"],
         )
-        last_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = last_file.with_suffix(".tmp")
-        torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "run_key": run_key, "rng": torch.get_rng_state(), **state},
-            tmp,
-        )
-        tmp.replace(last_file)
+        with atomic_path(last_file) as tmp:
+            torch.save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "run_key": run_key, "rng": torch.get_rng_state(), **state},
+                tmp,
+            )
         if state["bad_epochs"] >= config.patience:
             log.info("early stopping: no val macro-F1 gain for %d epochs", config.patience)
             break
@@ -567,10 +566,8 @@ def _tune_thresholds(evaluate_split: Any, val: Any) -> dict[str, float]:
 def _save_weights(model: Any, path: Path) -> None:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp)
 
 
 def _load_weights(model: Any, path: Path) -> None:

@@ -9,13 +9,10 @@ Written to ``reports/learning_curve.json``; the demo's summary prints it, the hi
 
 from __future__ import annotations
 
-import logging
 import posixpath
 from typing import Any
 
 from news_signals.core.storage import Storage
-
-log = logging.getLogger(__name__)
 
 REPORT = ("reports", "learning_curve.json")
 
@@ -35,12 +32,9 @@ def learning_curve(
     registry = get_registry(model_name, storage=storage)
     classifiers: dict[str, Any] = {"keywords": keyword_classifier()}
     if hybrid:
-        try:
-            from news_signals.labelling.hybrid import HybridLabeller
+        from news_signals.labelling.hybrid import HybridLabeller
 
-            classifiers["hybrid"] = HybridLabeller()
-        except ImportError as exc:
-            log.warning("hybrid labeller unavailable (%s); left out of the learning curve", exc)
+        classifiers["hybrid"] = HybridLabeller()
     versions = registry.history()
     for mv in versions:
         classifiers[mv.ref] = model_classifier(registry.download(mv.version))

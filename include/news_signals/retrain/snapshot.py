@@ -10,9 +10,8 @@ and ``none`` at ``max_none_ratio`` × the labelled rows) → written to a temp d
 ``snapshots/<id>/``.
 
 Val and test keep the class mix of the data as it arrives: the trainer tunes its presence
-thresholds on val and the gate judges on test, and both must see what production will see.
-Measured: thresholds tuned on a balanced val gave 0.584 macro-F1 on the human-labelled development
-split, the same model with thresholds tuned on naturally mixed rows 0.603.
+thresholds on val and the gate judges on test, and both must see what production will see
+(measured: docs/RETRAIN.md, "Snapshot").
 
 The id is a hash of the parameters, the labeller version and the source partitions' bytes,
 so re-running the same month on the same data finds the finished snapshot and reuses it.
@@ -67,7 +66,7 @@ class SnapshotError(ValueError):
 class SnapshotParams:
     end_date: str  # ISO date; the window is (end_date - lookback_days, end_date]
     lookback_days: int = 30
-    labeller: str = "auto"  # auto = hybrid when installed, else keywords (with a warning)
+    labeller: str = "auto"  # auto = hybrid
     dedupe_threshold: float = 0.9  # TF-IDF cosine at or above which two texts are near-duplicates
     max_per_class: int | None = 5000  # cap per primary category (the majority label), None = no cap
     max_none_ratio: float | None = 1.0  # rows without any label <= ratio x labelled rows
@@ -169,15 +168,10 @@ def make_labeller(kind: str, llm_fallback: bool = False) -> tuple[Classifier | N
             raise SnapshotError(f"labeller 'llm': {exc} (or set the Param llm_fallback to relabel with hybrid)") from exc
         return llm, _label_of(llm)
     if kind in ("auto", "hybrid"):
-        try:
-            from news_signals.labelling.hybrid import HybridLabeller
+        from news_signals.labelling.hybrid import HybridLabeller
 
-            hybrid = HybridLabeller()
-            return hybrid, _label_of(hybrid)
-        except ImportError as exc:
-            if kind == "hybrid":
-                raise SnapshotError(f"labeller 'hybrid' requested but unavailable: {exc}") from exc
-            log.warning("hybrid labeller unavailable (%s); relabelling with keywords", exc)
+        hybrid = HybridLabeller()
+        return hybrid, _label_of(hybrid)
     if kind == "partition":
         return None, "partition"
     kw = KeywordLabeller()
