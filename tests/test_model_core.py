@@ -178,29 +178,31 @@ def test_taxonomy_mismatch_is_refused(artifact, tmp_path, monkeypatch):
         ModelClassifier.from_dir(artifact)
 
 
-def test_resume_after_crash_matches_uninterrupted_run(snapshot, base_model, tmp_path, monkeypatch):
-    import news_signals.model.train as train_mod
+@pytest.mark.parametrize("train_path", ["fast", "full"])
+def test_resume_after_crash_matches_uninterrupted_run(snapshot, base_model, tmp_path, monkeypatch, train_path):
+    import news_signals.model.modeling as modeling
 
-    config = tiny_config(epochs=3, patience=3, eval_test=False)
+    config = tiny_config(epochs=3, patience=3, eval_test=False, train_path=train_path)
+    real_loss, calls = modeling.multihead_loss, {"n": 0, "crash_after": None}
+
+    def counting_loss(*args, **kw):  # one call per training step, on either path
+        calls["n"] += 1
+        if calls["crash_after"] is not None and calls["n"] > calls["crash_after"]:
+            raise RuntimeError("simulated crash")
+        return real_loss(*args, **kw)
+
+    monkeypatch.setattr(modeling, "multihead_loss", counting_loss)
     full = train(snapshot, str(base_model), tmp_path / "full", config)
     full_history = json.loads((full / "history.json").read_text())
-
-    real_collate, calls = train_mod.collate, {"n": 0}
-    steps_per_epoch = -(-len(pd.read_parquet(snapshot / "train.parquet")) // config.batch_size)
-
-    def crashing_collate(*args, **kw):
-        calls["n"] += 1
-        if calls["n"] > steps_per_epoch + 1:  # dies in the middle of epoch 2
-            raise RuntimeError("simulated crash")
-        return real_collate(*args, **kw)
+    steps_per_epoch = calls["n"] // 3
+    calls.update(n=0, crash_after=steps_per_epoch + 1)  # dies in the middle of epoch 2
 
     out = tmp_path / "crashed"
-    monkeypatch.setattr(train_mod, "collate", crashing_collate)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(snapshot, str(base_model), out, config)
     assert (out / "checkpoints" / "last" / "state.pt").is_file()
     assert not (out / "news_signals.json").exists()  # no half artifact
-    monkeypatch.setattr(train_mod, "collate", real_collate)
+    calls["crash_after"] = None
     train(snapshot, str(base_model), out, config)
     resumed = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in resumed] == [1, 2, 3]

@@ -197,6 +197,7 @@ CHECKS: dict[str, dict[str, tuple[Any, Callable, dict[str, Any]]]] = {
         "evaluate_only": (True, retrain_plan, {}),
         "sample_size": (100, retrain_plan, {}),
         "epochs": (7, retrain_plan, {}),
+        "train_path": ("full", retrain_plan, {}),
         "base_model": ("/models/other-encoder", retrain_plan, {}),
         "languages": ("en,sv", retrain_plan, {}),
         "trainer_backend": ("docker", retrain_plan, {}),

@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma list (en,sv) the model is trained for and serves; other languages go to keywords. "
         "auto: what the base model knows (minilm: en), else all; 'all' for every language",
     )
-    parser.add_argument("--train-path", choices=TRAIN_PATHS, default="full",
-                        help="fast: frozen lower layers cached once, top layers trained; full: whole encoder every step")
+    parser.add_argument("--train-path", choices=TRAIN_PATHS, default="fast",
+                        help="fast (default): frozen lower layers cached once, top layers trained; full: whole encoder every step")
     parser.add_argument("--frozen-layers", type=int, default=4, help="with --train-path fast: lower blocks frozen and cached")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: CUDA autocast, fp32 on CPU; bf16: also bf16 autocast on CPU")
     parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")

@@ -13,10 +13,12 @@ stopping state go to ``out_dir/checkpoints/last/state.pt`` (our own file, read b
 ``weights_only=True``) and the best weights to ``checkpoints/best/model.safetensors``.
 The finished artifact replaces ``out_dir`` in one rename.
 
-Two training paths (``train_path``; docs/MODEL.md "Training speed"): ``fast`` (opt-in until its held-out quality is measured) freezes
+Two training paths (``train_path``; docs/MODEL.md "Training speed"): ``fast`` (the default) freezes
 the embeddings and the lower ``frozen_layers`` blocks, runs them once per text and caches their
-output, then trains the top blocks and heads on the cache in length-bucketed batches; ``full``
-back-propagates through the whole encoder every step (the default). ``precision``
+output, then trains the top blocks and heads on the cache in length-bucketed batches, so a CPU
+worker affords more data per retrain at the same held-out quality (``bench/bench_train.py``);
+``full`` back-propagates through the whole encoder every step (an encoder without BERT-style
+``encoder.layer`` blocks always trains this way). ``precision``
 ``auto`` trains under CUDA autocast (bf16, or fp16 + GradScaler on older GPUs) and in fp32 on
 CPUs; ``bf16`` adds bf16 autocast on CPUs that compute it natively (AVX-512 BF16 or AMX). The
 manifest's ``metrics.training`` says which path and precision ran and at what examples/s.
@@ -70,7 +72,7 @@ class TrainConfig:
     model_name: str = "news_signals"
     eval_test: bool = True
     languages: tuple[str, ...] = ()  # train (and later serve) only these languages; () = all
-    train_path: str = "full"  # full: the whole encoder every step; fast (opt-in): cached frozen lower layers + bucketing
+    train_path: str = "fast"  # fast: cached frozen lower layers + bucketing (docs/MODEL.md); full: the whole encoder every step
     frozen_layers: int = 4  # fast path: blocks run once and cached (MiniLM-L6: the top 2 train)
     precision: str = "auto"  # auto: CUDA autocast (bf16, fp16 on old GPUs), fp32 on CPU; bf16: CPU bf16 autocast too
 
@@ -333,6 +335,10 @@ def train(
     device, autocast, amp_dtype = _device_and_autocast(config.precision)
     model.to(device)
     fast = config.train_path == "fast"
+    if fast and model.encoder_layers() is None:
+        log.warning("train_path fast needs encoder.layer blocks, which %s has not: training the full encoder",
+                    type(model.encoder).__name__)
+        fast = False
     n_frozen = frozen_layer_count(model, config.frozen_layers) if fast else 0
     if fast:
         freeze_lower(model, n_frozen)

@@ -42,6 +42,7 @@ class RetrainParams:
     model_version: int | None = None  # with evaluate_only: which version (default: production)
     sample_size: int | None = None
     epochs: int = 3
+    train_path: str = "fast"  # trainer --train-path: fast (cached frozen lower layers) or full (docs/MODEL.md)
     base_model: str = "minilm"
     languages: str = "auto"  # trainer --languages: auto = what the base model knows (minilm: en)
     lookback_days: int = 30
@@ -81,7 +82,9 @@ class RetrainParams:
         return out
 
     def train_key(self) -> str:
-        blob = json.dumps([self.base_model, self.epochs, self.sample_size, self.seed, self.languages], sort_keys=True)
+        blob = json.dumps(
+            [self.base_model, self.epochs, self.sample_size, self.seed, self.languages, self.train_path], sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -177,6 +180,7 @@ def plan_stage(snapshot_id: str, params: dict[str, Any], storage: Storage | None
         threads=p.threads,
         model_name=p.model_name,
         languages=p.languages,
+        train_path=p.train_path,
     )
     base_dir = Path(p.base_model).expanduser()
     if base_dir.is_dir():

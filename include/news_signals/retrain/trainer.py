@@ -126,6 +126,7 @@ class TrainJob:
     confidence_mode: str | None = None
     model_name: str | None = None
     languages: str = "auto"  # the trainer's --languages
+    train_path: str = "fast"  # the trainer's --train-path
 
 
 def trainer_args(
@@ -143,6 +144,8 @@ def trainer_args(
         str(int(job.epochs)),
         "--seed",
         str(int(job.seed)),
+        "--train-path",
+        job.train_path,
     ]
     if job.sample:
         args += ["--sample", str(int(job.sample))]
