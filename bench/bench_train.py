@@ -5,9 +5,9 @@ English replay-corpus texts labelled by ``--labeller`` (keywords by default; the
 default is hybrid), split 70/15/15 by ``tools/tiny_model.py::make_snapshot_from_texts``. Then:
 
   old   train_path full, fp32: back-propagation through the whole encoder every step
-  fast  the trainer's default: precision auto (bf16 autocast on a CPU with native bf16, else
-        fp32), the lower ``frozen_layers`` blocks run once per text and cached, the top blocks and
-        heads trained on the cache in length-bucketed batches
+  fast  the trainer's default (train_path fast, precision auto = fp32 on a CPU): the lower
+        ``frozen_layers`` blocks run once per text and cached, the top blocks and heads trained
+        on the cache in length-bucketed batches
 
 examples/s is what the trainer records in the artifact manifest (``metrics.training``): examples
 trained / seconds in the training loop, the fast path's lower-layer cache included (per-epoch
