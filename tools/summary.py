@@ -141,12 +141,12 @@ def last_gate_table(storage: Storage) -> str:
         return "no gate decision yet"
     newest = max(paths, key=lambda p: storage.fs.info(p).get("mtime", 0) or 0)
     gate = storage.read_json(newest)
-    head = f"{'rule':<28} {'value':>8} {'threshold':>9}  result"
+    head = f"{'rule':<28} {'value':>8} {'threshold':>9}  result  why"
     lines = [head]
     for r in gate["rules"]:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
         thr = "-" if r["threshold"] is None else f"{r['threshold']:.4f}"
-        lines.append(f"{r['name']:<28} {value:>8} {thr:>9}  {'PASS' if r['passed'] else 'FAIL'}")
+        lines.append(f"{r['name']:<28} {value:>8} {thr:>9}  {'PASS' if r['passed'] else 'FAIL':<6}  {r.get('detail') or ''}")
     forced = f" (FORCED: {gate.get('reason')})" if gate.get("forced") else ""
     lines.append(f"decision: {gate['decision'].upper()}{forced}")
     lines.append(f"  candidate {gate.get('candidate')}, production before: {gate.get('production') or 'none'}")

@@ -182,7 +182,9 @@ def build_tiny_artifact(out_dir: str | Path, snapshot_dir: str | Path | None = N
         snap = Path(snapshot_dir) if snapshot_dir else make_synthetic_snapshot(Path(tmp) / "snapshot")
         texts = list(read_split(snap, "train")["text"])
         base = build_tiny_base_model(Path(tmp) / "base", texts)
-        config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-3, head_lr_multiplier=5.0, patience=epochs, log_every=0, model_name="tiny")
+        # full path: a randomly initialised tiny encoder has no lower layers worth freezing
+        config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-3, head_lr_multiplier=5.0, patience=epochs,
+                             log_every=0, model_name="tiny", train_path="full")
         return train(snap, str(base), out_dir, config)
 
 
