@@ -11,33 +11,35 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from news_signals.model.train import CONFIDENCE_MODES, PRECISIONS, TRAIN_PATHS
+    from news_signals.model.train import CONFIDENCE_MODES, PRECISIONS, TRAIN_PATHS, TrainConfig
+
+    d = TrainConfig()  # the trainer's defaults, written once
 
     parser.add_argument("--snapshot", required=True, help="snapshot directory with train/val/test.parquet")
     parser.add_argument("--base-model", default="minilm", help="local HF model dir, hub id (cached), or 'minilm'")
     parser.add_argument("--out", required=True, help="artifact directory (replaced when training finishes)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (heads: 100x)")
-    parser.add_argument("--max-length", type=int, default=64, help="tokens per text (headlines fit in 64)")
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--patience", type=int, default=2, help="epochs without val macro-F1 gain before stopping")
-    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="encoder learning rate (heads: 100x)")
+    parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per text (headlines fit in 64)")
+    parser.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    parser.add_argument("--patience", type=int, default=d.patience, help="epochs without val macro-F1 gain before stopping")
+    parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--sample", type=int, help="use at most N training rows (quick trial)")
-    parser.add_argument("--confidence-mode", choices=CONFIDENCE_MODES, default="weight")
-    parser.add_argument("--filter-threshold", type=float, default=0.5, help="with --confidence-mode filter")
+    parser.add_argument("--confidence-mode", choices=CONFIDENCE_MODES, default=d.confidence_mode)
+    parser.add_argument("--filter-threshold", type=float, default=d.filter_threshold, help="with --confidence-mode filter")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--log-every", type=int, default=20, help="log progress every N steps")
+    parser.add_argument("--log-every", type=int, default=d.log_every, help="log progress every N steps")
     parser.add_argument(
         "--languages",
         default="auto",
         help="comma list (en,sv) the model is trained for and serves; other languages go to keywords. "
         "auto: what the base model knows (minilm: en), else all; 'all' for every language",
     )
-    parser.add_argument("--train-path", choices=TRAIN_PATHS, default="fast",
+    parser.add_argument("--train-path", choices=TRAIN_PATHS, default=d.train_path,
                         help="fast (default): frozen lower layers cached once, top layers trained; full: whole encoder every step")
-    parser.add_argument("--frozen-layers", type=int, default=4, help="with --train-path fast: lower blocks frozen and cached")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: CUDA autocast, fp32 on CPU; bf16: also bf16 autocast on CPU")
+    parser.add_argument("--frozen-layers", type=int, default=d.frozen_layers, help="with --train-path fast: lower blocks frozen and cached")
+    parser.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto: CUDA autocast, fp32 on CPU; bf16: also bf16 autocast on CPU")
     parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")
 
 
