@@ -11,9 +11,14 @@ backbone, in the same run, this prints texts/s for:
   ours-int8       the same with torch dynamic int8 quantization of the linear layers
   ours-onnx       ModelClassifier, onnx backend, int8 off: the artifact's fp32 ONNX graph (built at
                   registration, fused: Attention, LayerNorm, GELU)
-  ours-onnx-int8  the default (``classify --method model``, the feature pipeline): the artifact's
-                  int8 graph when its registration check passed ("int8": all encoder
-                  MatMul/Attention; "int8-mixed": FFN down-projections kept fp32), else fp32
+  ours-onnx-int8  ONNX Runtime with int8 on: the artifact's int8 graph when its registration check
+                  passed ("int8": all encoder MatMul/Attention; "int8-mixed": FFN
+                  down-projections kept fp32), else fp32
+  ours-bf16       the model's weights in bfloat16 (torch/oneDNN), whatever its check said: fast
+                  only on a CPU with bf16 instructions (AMX, AVX-512 BF16), emulated elsewhere
+  default         what ``classify --method model`` and the feature pipeline serve: bf16 where the
+                  CPU has bf16 instructions and the registration's bf16 check passed, else
+                  ours-onnx-int8 (``model.inference``)
 
 Each path is timed ``--repeats`` times, interleaved (one round of every path, then the next
 round), and the best round counts, so a burst of load from other processes hits all paths
@@ -23,7 +28,8 @@ prefer an idle machine for a figure to quote.
 
 Every ``ours*`` path's outputs are compared with ``ours`` (torch fp32). An fp32 path must stay
 within FP32_TOLERANCE (max |score diff| and max |tag probability diff|: float rounding only).
-An int8 path must meet the product's int8 tolerance, stated on the classify contract's tag and
+An int8 or bf16 path must meet the product's int8 tolerance on the held-out human texts
+(``--heldout-limit``; the timing texts hold too few present cells for a 97% rule), stated on the classify contract's tag and
 score per (text, category) (``news_signals.model.int8_check``: tags identical on >= 99.5% of
 cells and >= 97% of present cells, scores within 0.1 and 0.01 on average). ``ours-onnx-int8`` is
 what the product runs when int8 is asked for: the classifier checks each int8 recipe itself and
@@ -31,9 +37,9 @@ keeps fp32 when none is within the tolerance (printed). An artifact without its 
 (not registered yet) is copied and they are built first, as registration would. The model is ``--model-dir``, else the promoted
 production model (after ``make demo``: the demo's), else MiniLM with random heads, for which
 int8 always misses the tolerance (near-uniform probabilities flip). The closing RATIO
-line reports the fastest ``ours*`` path within its tolerance (and says which), then training
-examples/s (forward + backward + AdamW), then the achieved GFLOP/s of the replaced path and of
-the default path against a plain fp32 matmul of the model's FFN shapes timed in the same run.
+line reports the default path (and whether it is within its tolerance) and the others; before it
+come training examples/s (forward + backward + AdamW) and the achieved GFLOP/s of every path
+against a plain fp32 and bf16 matmul of the model's FFN shapes timed in the same run.
 
 The default workload is what the model path serves: headline-length texts (``--max-chars 90``;
 GDELT titles are ~60-90 characters) in the model's languages (``--languages auto``: MiniLM is
@@ -85,6 +91,22 @@ def production_model() -> tuple[str | None, str]:
     return str(path), f"{name} (promoted production model)"
 
 
+def heldout_human(limit: int, languages: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Texts and gold labels of the held-out side of the human labels (the disaster messages'
+    development rows whose article id ``labels.split.is_heldout``), the ones the model serves."""
+    from news_signals.labelling.evaluation import disaster_dev_set
+    from news_signals.labels.split import is_heldout
+    from news_signals.labels.store import text_article_id
+    from news_signals.model.routing import LanguageRouter
+
+    if limit <= 0:
+        return [], {}
+    dev = disaster_dev_set()
+    other = LanguageRouter(languages).other_language(dev.texts)
+    keep = [i for i, t in enumerate(dev.texts) if is_heldout(text_article_id(t)) and not other[i]][:limit]
+    return [dev.texts[i] for i in keep], {c: [v[i] for i in keep] for c, v in dev.truth.items()}
+
+
 def workload_languages(option: str, base_model: str) -> list[str]:
     """``auto``: the languages the model path serves (MiniLM: English; the rest goes to keywords)."""
     if option == "all":
@@ -121,9 +143,10 @@ def encoder_flops_per_token(config: object, tokens: float) -> float:
 
 
 def gflops_line(model: object, tokenizer: object, texts: list[str], sub: list[str],
-                results: dict[str, tuple[float, float]], threads: int) -> str:
-    """Achieved GFLOP/s of the replaced and the default path against a plain fp32 matmul of the FFN
-    shape (tokens of a 64-text batch x hidden x intermediate), all timed in this run."""
+                results: dict[str, tuple[float, float]], threads: int, precision: str = "fp32") -> str:
+    """Achieved GFLOP/s of each path against a plain matmul of the FFN shape (tokens of a 64-text
+    batch x hidden x intermediate) in fp32 and in bf16 (the limit of the bf16 paths), all timed in
+    this run. ``precision``: the default path's."""
     import numpy as np
     import torch
 
@@ -132,19 +155,25 @@ def gflops_line(model: object, tokenizer: object, texts: list[str], sub: list[st
     ours = sum(length * encoder_flops_per_token(config, length) for length in lengths) / len(lengths)
     replaced = 512 * encoder_flops_per_token(config, 512)
     m, k, n = 64 * int(np.mean(lengths)), int(config.hidden_size), int(config.intermediate_size)
-    a, b = torch.randn(m, k), torch.randn(k, n)
     torch.set_num_threads(threads)
-    best = float("inf")
-    for _ in range(5):
-        with Timer() as t:
-            for _ in range(20):
-                torch.mm(a, b)
-        best = min(best, t.wall / 20)
-    peak = 2.0 * m * k * n / best / 1e9
-    out = [f"GFLOP/s (fp32-equivalent FLOPs; plain torch fp32 matmul {m}x{k}x{n}: {peak:.0f} GFLOP/s in this run):"]
-    for name, flop in (("replaced", replaced), ("ours", ours), ("ours-onnx", ours), ("ours-onnx-int8", ours)):
+    peaks = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        best = float("inf")
+        for _ in range(5):
+            with Timer() as t:
+                for _ in range(20):
+                    torch.mm(a, b)
+            best = min(best, t.wall / 20)
+        peaks[dtype] = 2.0 * m * k * n / best / 1e9
+    fp32, bf16 = peaks[torch.float32], peaks[torch.bfloat16]
+    out = [f"GFLOP/s (fp32-equivalent FLOPs; plain torch matmul {m}x{k}x{n} in this run: fp32 {fp32:.0f} GFLOP/s, "
+           f"bf16 {bf16:.0f} GFLOP/s):"]
+    for name, flop in (("replaced", replaced), ("ours", ours), ("ours-onnx", ours), ("ours-onnx-int8", ours),
+                       ("ours-bf16", ours), ("default", ours)):
         got = results[name][0] * flop / 1e9
-        out.append(f"  {name:<15} {flop / 1e9:6.3f} GFLOP/text  {got:6.0f} GFLOP/s  {got / peak:5.0%} of the matmul")
+        limit, which = (bf16, "bf16") if name == "ours-bf16" or (name == "default" and precision == "bf16") else (fp32, "fp32")
+        out.append(f"  {name:<15} {flop / 1e9:6.3f} GFLOP/text  {got:6.0f} GFLOP/s  {got / limit:5.0%} of the {which} matmul")
     return "\n".join(out)
 
 
@@ -177,6 +206,8 @@ def main() -> None:
     parser.add_argument("--model-dir", help="a trained artifact (MiniLM); default: the promoted production model, "
                         "else MiniLM with random heads")
     parser.add_argument("--random-heads", action="store_true", help="MiniLM with random heads even if a model is promoted")
+    parser.add_argument("--heldout-limit", type=int, default=2000,
+                        help="held-out human texts the reduced-precision paths are checked on (0: none)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-model-"))
@@ -239,14 +270,22 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                 model(**encode(texts[k : k + 64], padding=True, max_length=64))
 
     art = with_serving_files(art, tmp)
+    from news_signals.model.bf16 import Bf16Engine, native_bf16
+
+    bf16 = ModelClassifier.from_dir(art, threads=args.threads, backend="torch")
+    bf16.predictor.engine = Bf16Engine(bf16.model, bf16.device, args.threads)  # bf16 whatever its check said
     classifiers = {
         "ours": ModelClassifier.from_dir(art, threads=args.threads, backend="torch"),
         "ours-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="torch", quantize=True),
         "ours-onnx": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx", int8=False),
-        "ours-onnx-int8": ModelClassifier.from_dir(art, threads=args.threads),  # the default
+        "ours-onnx-int8": ModelClassifier.from_dir(art, threads=args.threads, backend="onnx"),
+        "ours-bf16": bf16,
+        "default": ModelClassifier.from_dir(art, threads=args.threads),  # classify --method model
     }
     recipe = classifiers["ours-onnx-int8"].int8_recipe  # the int8 recipe the product serves, None: fp32
-    int8_paths = {"ours-int8"} | ({"ours-onnx-int8"} if recipe else set())
+    default = classifiers["default"]
+    int8_paths = {"ours-int8", "ours-bf16"} | ({"ours-onnx-int8"} if recipe else set()) | (
+        {"default"} if default.precision != "fp32" else set())
     outputs: dict[str, Prediction] = {}
 
     def ours(name: str) -> Callable[[], None]:
@@ -285,6 +324,21 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         deviation[name] = score_dev, prob_dev
         contract[name] = int8_check.compare_signals(ref_signals, classifiers[name].to_signals(pred))
 
+    # The stated tolerance on a held-out human set: every path against torch fp32 on those texts too.
+    from news_signals.labelling.evaluation import score_predictions
+
+    human_texts, human_truth = heldout_human(args.heldout_limit, languages)
+    human: dict[str, dict[str, float]] = {}
+    human_f1: dict[str, float] = {}
+    if human_texts:
+        human_ref = classifiers["ours"].to_signals(classifiers["ours"].predict(human_texts))
+        for name, clf in classifiers.items():
+            got = clf.to_signals(clf.predict(human_texts))
+            human[name] = int8_check.compare_signals(human_ref, got)
+            human_f1[name] = float(score_predictions(got, human_truth)["macro_f1"])
+        for name in human:  # the held-out human macro-F1 rule of the tolerance
+            human[name]["human_macro_f1"] = {"fp32": human_f1["ours"], "int8": human_f1[name]}
+
     # Training throughput: forward + backward + AdamW on batches of 32 at max length 64.
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -312,7 +366,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
           f"({'up to ' + str(args.max_chars) + ' chars' if args.max_chars else 'all lengths'}, "
           f"languages: {','.join(languages) or 'all'}), mean {mean_tokens:.1f} "
           f"tokens (replaced path timed on {len(sub)}); model: {which}; "
-          f"best of {max(1, args.repeats)} interleaved rounds; load average {load:.1f}")
+          f"best of {max(1, args.repeats)} interleaved rounds; load average {load:.1f}; "
+          f"bf16 instructions on this CPU: {native_bf16() or 'none (bf16 is emulated, slower than fp32)'}")
     print(f"{'path':<15} {'texts/s':>9} {'ms/text':>8} {'x replaced':>11} {'texts/CPU-s':>12} {'x (CPU)':>8}")
     refused = "ours-onnx-int8" not in int8_paths  # the registration check refused int8: that row runs fp32
     for name, (wall, cpu) in results.items():
@@ -320,6 +375,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         print(f"{label:<15} {wall:9.1f} {1000 / wall:8.2f} {wall / base[0]:10.1f}x {cpu:12.1f} {cpu / base[1]:7.1f}x")
     if refused:
         print("* int8 refused by the model's registration check, so this row is the fp32 ONNX model again (see below)")
+    print(f"default = what `classify --method model` and the feature pipeline serve: {default.backend} "
+          f"{default.precision}")
     within: dict[str, bool] = {"ours": True}
     verdicts: dict[str, str] = {"ours": "the reference"}
     for name in classifiers:
@@ -328,33 +385,43 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         score_dev, prob_dev = deviation[name]
         raw = f"max |score diff| {score_dev:.2e}, max |prob diff| {prob_dev:.2e}"
         if name in int8_paths:
-            missed = int8_check.failures(contract[name])
+            measured = human.get(name, contract[name])  # the held-out human set when there is one
+            missed = int8_check.failures(measured)
             within[name] = not missed
             verdicts[name] = f"int8 tolerance {'OK' if within[name] else 'MISSED: ' + '; '.join(missed)}"
             if name == "ours-onnx-int8":
                 verdicts[name] += f" (recipe {recipe})"
+            if name == "default":
+                verdicts[name] += f" ({default.backend} {default.precision})"
         else:
             within[name] = max(score_dev, prob_dev) <= FP32_TOLERANCE
             verdicts[name] = f"fp32 tolerance {FP32_TOLERANCE:g} {'OK' if within[name] else 'EXCEEDED'}"
-        print(f"{name + ' vs ours:':<22} {raw}; {int8_check.summary(contract[name])} -> {verdicts[name]}")
+        on_human = (f"; on {len(human_texts)} held-out human texts: {int8_check.summary(human[name])}, "
+                    f"macro-F1 {human_f1[name]:.3f} (fp32 {human_f1['ours']:.3f})" if name in human else "")
+        print(f"{name + ' vs ours:':<22} {raw}; timing texts: {int8_check.summary(contract[name])}{on_human} "
+              f"-> {verdicts[name]}")
     onnx_int8 = classifiers["ours-onnx-int8"]
     print(f"ours-onnx-int8 as the product loads it: {onnx_int8.backend_reason}")
     for tried, report in onnx_int8.int8_checks.items():  # the registration check, per recipe tried
         print(f"  int8 check, recipe {tried}: {int8_check.summary(report)}")
+    bf16_check = default.bf16_check or {}
+    if bf16_check.get("report"):
+        print(f"  bf16 check at registration: {int8_check.summary(bf16_check['report'])} -> "
+              f"{'passed' if bf16_check.get('passed') else 'refused: ' + '; '.join(bf16_check.get('failures') or [])}")
+    print(f"default as the product loads it: {default.backend_reason}")
     print(f"training: {train_rate[0]:.1f} examples/s wall, {train_rate[1]:.1f} per CPU-second "
           "(batch 32, max length 64, forward+backward+AdamW)")
-    candidates = [n for n in classifiers if within[n] and not (refused and n == "ours-onnx-int8")]
-    best = max(candidates, key=lambda n: results[n][0])
     def note(n: str) -> str:
         if refused and n == "ours-onnx-int8":
             return " (int8 refused: fp32)"
         return "" if within[n] else " (outside its tolerance)"
 
-    others = ", ".join(f"{n} {results[n][0] / base[0]:.1f}x{note(n)}" for n in classifiers if n != best)
-    flops = gflops_line(model, tokenizer, texts, sub, results, args.threads)
+    others = ", ".join(f"{n} {results[n][0] / base[0]:.1f}x{note(n)}" for n in classifiers if n != "default")
+    flops = gflops_line(model, tokenizer, texts, sub, results, args.threads, default.precision)
     print(flops)
-    print(f"RATIO {best}/replaced = {results[best][0] / base[0]:.1f}x wall, {results[best][1] / base[1]:.1f}x CPU "
-          f"(target >= 50x; {best}: {verdicts[best]}); others: {others}")
+    print(f"RATIO default/replaced = {results['default'][0] / base[0]:.1f}x wall, "
+          f"{results['default'][1] / base[1]:.1f}x CPU (target >= 50x; default = {default.backend} {default.precision}: "
+          f"{verdicts['default']}{note('default')}); others: {others}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 from news_signals.core.taxonomy import CATEGORIES
 from news_signals.model import export, int8_check
 from news_signals.model.artifact import (
+    BF16_CHECK,
     INT8_CHECK,
     ONNX_FP32,
     ONNX_INT8,
@@ -71,11 +72,21 @@ def artifact(plain, check_texts, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fresh(ns_home):
-    """Each test: an empty NEWS_SIGNALS_HOME and no loaded models or sessions."""
+def fresh(ns_home, monkeypatch):
+    """Each test: an empty NEWS_SIGNALS_HOME, no loaded models or sessions, and a CPU without bf16
+    instructions, so ``auto`` is the ONNX path these tests are about on any CPU (bf16 serving:
+    tests/test_bf16_serving.py)."""
+    import news_signals.model.inference as inference
+
+    monkeypatch.setattr(inference, "native_bf16", lambda: "")
     clear_cache()
     yield ns_home
     clear_cache()
+
+
+def int8_part(report: dict) -> dict:
+    """``prepare_for_serving``'s return without the bf16 verdict it adds: what int8_check.json holds."""
+    return {k: v for k, v in report.items() if k != "bf16"}
 
 
 def copy_of(src: Path, dst: Path) -> Path:
@@ -139,7 +150,8 @@ def test_serving_files_are_built_once_listed_with_their_hashes_and_only_loaded(p
     assert ONNX_FP32 in manifest["files"] and INT8_CHECK in manifest["files"]
     assert (ONNX_INT8 in manifest["files"]) == bool(report["served"]) == (art / ONNX_INT8).is_file()
     assert manifest_hash(art) != before  # the manifest hash, and so the registry's fingerprint, covers them
-    assert json.loads((art / INT8_CHECK).read_text()) == report
+    assert json.loads((art / INT8_CHECK).read_text()) == int8_part(report)
+    assert report["bf16"]["passed"] == json.loads((art / BF16_CHECK).read_text())["passed"]  # and the bf16 check
     assert report["fp32"]["max_diff_vs_torch"] <= TOLERANCE and report["fp32"]["exporter"] == "torchscript"
     assert report["fp32"]["fused_operators"].get("Attention") == 2  # ORT's BERT fusions recognised the graph
     assert list(report["recipes"])[0] == "int8" and report["texts"]["total"] == len(check_texts)
@@ -150,7 +162,7 @@ def test_serving_files_are_built_once_listed_with_their_hashes_and_only_loaded(p
     assert prepare_for_serving(art, texts=check_texts) == report  # registering again: nothing rebuilt
     assert exports(caplog) == 1 and tree_state(art) == state
     clf = ModelClassifier.from_dir(art)  # serving: loads the files, writes nothing anywhere
-    assert clf.backend == "onnx" and clf.int8_check == report
+    assert clf.backend == "onnx" and clf.int8_check == int8_part(report)
     assert tree_state(art) == state and not (tmp_path / "ns_home" / "cache").exists()
 
 
@@ -203,7 +215,11 @@ def test_a_failed_export_leaves_the_artifact_as_it_was(plain, check_texts, tmp_p
     monkeypatch.setattr(export, "export_onnx", broken)
     report = prepare_for_serving(art, texts=check_texts)
     assert report["onnx"] is False and "unsupported operator" in report["reason"]
-    assert tree_state(art) == before
+    after = tree_state(art)  # no ONNX file: only the bf16 check (torch can serve bf16) and its manifest line
+    assert set(after) - set(before) == {BF16_CHECK} and verify_artifact(art)["files"].keys() - set(
+        verify_artifact(plain)["files"]) == {BF16_CHECK}
+    assert {k: v for k, v in after.items() if k not in (BF16_CHECK, "news_signals.json")} == {
+        k: v for k, v in before.items() if k != "news_signals.json"}
     assert ModelClassifier.from_dir(art).backend == "torch"
 
 
@@ -217,7 +233,7 @@ def test_int8_is_served_only_when_its_registration_check_passed(plain, check_tex
     assert sum("int8 check of" in r.getMessage() for r in caplog.records) == 1
     q = ModelClassifier.from_dir(passed)  # int8 is the default
     assert q.backend == "onnx" and q.int8_recipe == "int8" and "within the int8 tolerance" in q.backend_reason
-    assert list(q.int8_checks) == ["int8"] and q.int8_check == report
+    assert list(q.int8_checks) == ["int8"] and q.int8_check == int8_part(report)
     fp32 = ModelClassifier.from_dir(passed, int8=False)
     assert fp32.int8_recipe is None and "int8 switched off" in fp32.backend_reason
     ref = fp32.predict(TEXTS)
@@ -264,10 +280,10 @@ def test_int8_mixed_keeps_the_ffn_down_projections_in_fp32_and_is_served_when_on
     # The full recipe misses (whether keeping FFN down-projections in fp32 helps is a property of the
     # trained model, measured on MiniLM in docs/MODEL.md), the mixed one passes: the mixed one is stored.
     art = copy_of(plain, tmp_path / "model")
-    verdicts = iter([["forced miss for the full recipe"], []])
-    monkeypatch.setattr(int8_check, "failures", lambda report, tolerance=None: next(verdicts))
-    report = prepare_for_serving(art, texts=check_texts)
-    monkeypatch.undo()
+    verdicts = iter([[], ["forced miss for the full recipe"], []])  # the bf16 check runs first (passes)
+    with monkeypatch.context() as patched:
+        patched.setattr(int8_check, "failures", lambda report, tolerance=None: next(verdicts))
+        report = prepare_for_serving(art, texts=check_texts)
     assert report["served"] == "int8-mixed" and list(report["recipes"]) == ["int8", "int8-mixed"]
     served = ModelClassifier.from_dir(art)
     assert served.int8_recipe == "int8-mixed" and "int8-mixed, within the int8 tolerance" in served.backend_reason

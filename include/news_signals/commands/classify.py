@@ -23,13 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--backend", choices=("auto", "torch", "onnx"), default="auto",
-        help="model inference: auto = ONNX Runtime on CPU (same outputs; faster when the CPU is shared), torch on CUDA; "
+        help="model inference: auto = bf16 torch on a CPU with bf16 instructions when its check passed, else ONNX Runtime "
+        "on CPU (same outputs; faster when the CPU is shared), torch on CUDA; "
         "falls back to torch with a warning when the ONNX export cannot be built",
     )
     parser.add_argument(
         "--int8", action=argparse.BooleanOptionalAction, default=None,
         help="serve the model's int8 graph when its check at registration passed (the default; docs/MODEL.md); "
         "--no-int8 serves fp32; default: the NEWS_SIGNALS_INT8 variable (on unless 0)",
+    )
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="on a CPU with bf16 instructions (AMX, AVX-512 BF16), serve the model in bf16 when its check at "
+        "registration passed (the default; docs/MODEL.md); default: the NEWS_SIGNALS_BF16 variable (on unless 0)",
     )
 
 
@@ -41,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     articles = read_articles(args.input)
     try:
         resolution = resolve_classifier(
-            args.method, args.model_dir, require_model=args.require_model, backend=args.backend, int8=args.int8
+            args.method, args.model_dir, require_model=args.require_model, backend=args.backend, int8=args.int8,
+            bf16=args.bf16,
         )
     except ModelUnavailable as exc:
         print(f"error: {exc} (drop --require-model to fall back to keywords)", file=sys.stderr)

@@ -66,6 +66,10 @@ class Settings:
     int8: bool = field(
         default_factory=lambda: os.environ.get("NEWS_SIGNALS_INT8", "1").strip().lower() not in ("0", "false", "no", "off")
     )
+    # ... and its bf16 weights on CPUs with bf16 instructions when their check passed; 0/false switches bf16 off
+    bf16: bool = field(
+        default_factory=lambda: os.environ.get("NEWS_SIGNALS_BF16", "1").strip().lower() not in ("0", "false", "no", "off")
+    )
     # LLM labeller (an OpenAI-compatible endpoint; the news_signals_llm connection takes precedence)
     llm_url: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_URL", ""))  # base URL ending in /v1
     llm_model: str = field(default_factory=lambda: os.environ.get("NEWS_SIGNALS_LLM_MODEL", ""))

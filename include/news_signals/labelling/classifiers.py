@@ -61,17 +61,23 @@ def keyword_classifier() -> Classifier:
     return KeywordLabeller()
 
 
-def model_classifier(model_dir: str | Path, backend: str = "auto", int8: bool | None = None) -> Classifier:
-    """The model in ``model_dir``; ``backend`` auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx.
+def model_classifier(
+    model_dir: str | Path, backend: str = "auto", int8: bool | None = None, bf16: bool | None = None
+) -> Classifier:
+    """The model in ``model_dir``; ``backend`` auto (bf16 torch or ONNX Runtime on CPU, torch on CUDA), torch or onnx.
 
-    ``int8`` (default: ``Settings().int8``, i.e. on unless ``NEWS_SIGNALS_INT8=0``) serves the
+    ``bf16`` (default: ``Settings().bf16``, on unless ``NEWS_SIGNALS_BF16=0``) serves the model's
+    bf16 weights on a CPU with bf16 instructions when their registration check passed;
+    ``int8`` (default: ``Settings().int8``, on unless ``NEWS_SIGNALS_INT8=0``) serves the
     artifact's int8 graph when its registration check passed (``model.export``), else fp32.
     """
     from news_signals.core.config import Settings
     from news_signals.model.inference import ModelClassifier
 
-    int8 = Settings().int8 if int8 is None else int8
-    return ModelClassifier.from_dir(model_dir, backend=backend, int8=int8)
+    settings = Settings()
+    int8 = settings.int8 if int8 is None else int8
+    bf16 = settings.bf16 if bf16 is None else bf16
+    return ModelClassifier.from_dir(model_dir, backend=backend, int8=int8, bf16=bf16)
 
 
 def registered_model_dir(
@@ -114,6 +120,7 @@ def resolve_classifier(
     require_model: bool = False,
     backend: str = "auto",
     int8: bool | None = None,
+    bf16: bool | None = None,
 ) -> Resolution:
     """Pick the classifier for ``method`` (keywords / model / auto); ``backend`` is the model's inference backend."""
     if method not in METHODS:
@@ -123,14 +130,14 @@ def resolve_classifier(
     if method == "model":
         if model_dir is None:
             raise ValueError("--method model needs --model-dir DIR (a saved model artifact)")
-        clf = model_classifier(model_dir, backend, int8)
+        clf = model_classifier(model_dir, backend, int8, bf16)
         return Resolution(clf, f"model from {model_dir}")
     try:
         if model_dir is not None:
-            clf, where = model_classifier(model_dir, backend, int8), str(model_dir)
+            clf, where = model_classifier(model_dir, backend, int8, bf16), str(model_dir)
         else:
             path, where = production_model_dir()
-            clf = model_classifier(path, backend, int8)
+            clf = model_classifier(path, backend, int8, bf16)
         return Resolution(clf, f"promoted model {clf.name} ({where})")
     except Exception as exc:
         if require_model:

@@ -8,8 +8,8 @@ Loading verifies every hash and the taxonomy before any weight is read, and read
 only from safetensors (never pickle), so a tampered or mismatched model is refused with
 an error that names the file or category. Files added later beside the artifact by the
 registry (``registry.json``, ``metrics.json``, ``gate.json``) are outside the hashed set.
-The serving files built at registration (``SERVING_FILES``: the fp32 and int8 ONNX graphs and
-the int8 check) are optional; when present they are listed and hashed like every other file.
+The serving files built at registration (``SERVING_FILES``: the fp32 and int8 ONNX graphs, the
+int8 check and the bf16 check) are optional; when present they are listed and hashed like every other file.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ UNHASHED = frozenset({MANIFEST, SIDECAR, "metrics.json", "gate.json"})
 ONNX_FP32 = "onnx/model.onnx"
 ONNX_INT8 = "onnx/model-int8.onnx"
 INT8_CHECK = "int8_check.json"
-SERVING_FILES = (ONNX_FP32, ONNX_INT8, INT8_CHECK)
+BF16_CHECK = "bf16_check.json"  # model.bf16: may this model be served in bfloat16 (no file of its own)
+SERVING_FILES = (ONNX_FP32, ONNX_INT8, INT8_CHECK, BF16_CHECK)
 
 
 class ArtifactError(ValueError):

@@ -1,4 +1,4 @@
-"""The one ONNX export path, and int8 built and checked once, when a model is registered.
+"""The one ONNX export path, and int8 and bf16 built and checked once, when a model is registered.
 
 ``prepare_for_serving(directory)`` runs in the retrain DAG's register step (before
 ``registry.register``, so the registry's fingerprint covers what it adds) and writes into the
@@ -12,6 +12,8 @@ artifact, listed with their sha256 in the manifest (``model.artifact.SERVING_FIL
                            when none does, or when the check could not run)
     int8_check.json        the check: every recipe's report and misses, the texts it ran on, the
                            tolerance, which recipe is served (``served``; null: fp32)
+    bf16_check.json        the bf16 model against fp32 on the same texts and tolerance (``passed``):
+                           served on CPUs with bf16 instructions (``model.bf16``); no file of its own
 
 Serving (``model.inference``) only loads these files: no export, no quantization, no verdict
 cache. An artifact without them (older, or an export that failed) is served by torch, or by
@@ -214,53 +216,93 @@ def prepare_for_serving(
     threads: int | None = None,
     texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Build the ONNX files and the int8 check into the artifact in ``directory`` (idempotent).
+    """Build the ONNX files, the int8 check and the bf16 check into the artifact in ``directory`` (idempotent).
 
-    ``heldout``: the held-out human labels; their texts join the check and the int8 model's
-    human macro-F1 must stay within the tolerance of fp32's. ``texts`` replaces the check's
-    corpus texts (tests). Returns the int8 check (``int8_check.json``). An export that fails is
-    logged and leaves the artifact as it was (served by torch); a broken artifact raises
-    ``ArtifactError``.
+    ``heldout``: the held-out human labels; their texts join the checks and the int8 (bf16)
+    model's human macro-F1 must stay within the tolerance of fp32's. ``texts`` replaces the
+    checks' corpus texts (tests). Returns the int8 check (``int8_check.json``) with the bf16
+    verdict under ``bf16``. An export that fails is logged and leaves the artifact without ONNX
+    files (served by torch); a broken artifact raises ``ArtifactError``.
     """
-    from news_signals.model import int8_check
-    from news_signals.model.artifact import INT8_CHECK, ONNX_FP32, ONNX_INT8, add_serving_files, load_artifact
+    from news_signals.model import bf16, int8_check
+    from news_signals.model.artifact import (
+        BF16_CHECK,
+        INT8_CHECK,
+        ONNX_FP32,
+        ONNX_INT8,
+        add_serving_files,
+        load_artifact,
+    )
 
     directory = Path(directory)
     art = load_artifact(directory)
-    existing = _current_check(art)
-    if existing is not None:
-        log.info("%s already carries its ONNX files and int8 check (served: %s)", directory,
-                 existing.get("served") or "fp32")
-        return existing
+    existing, existing_bf16 = _current_check(art), _current_bf16_check(art)
+    if existing is not None and existing_bf16 is not None:
+        log.info("%s already carries its ONNX files and checks (int8 served: %s; bf16 %s)", directory,
+                 existing.get("served") or "fp32", "passed" if existing_bf16.get("passed") else "refused")
+        return {**existing, "bf16": _bf16_verdict(existing_bf16)}
     started = time.perf_counter()
+    try:
+        check_texts, human, texts_error = *_check_texts(art, heldout, texts), None
+    except Exception as exc:  # noqa: BLE001 - no check, no int8 nor bf16; the fp32 graph is still served
+        check_texts, human, texts_error = [], None, f"{type(exc).__name__}: {exc}"
+    bf16_report = existing_bf16 or bf16.run_check(art, check_texts, human, threads)
+    bf16_file = {BF16_CHECK: json.dumps(bf16_report, indent=2, sort_keys=True).encode()}
+    if existing is not None:  # an artifact checked before bf16 existed: add its bf16 check only
+        add_serving_files(directory, {**_listed_serving_bytes(art), **bf16_file})
+        return {**existing, "bf16": _bf16_verdict(bf16_report)}
     with tempfile.TemporaryDirectory(prefix=".serving-") as tmp:
         try:
             fp32_path, info = build_fp32(art, Path(tmp))
             fp32 = OnnxModel(make_session(fp32_path.read_bytes(), threads), tuple(art.manifest["categories"]))
-            try:
-                check_texts, human, texts_error = *_check_texts(art, heldout, texts), None
-            except Exception as exc:  # noqa: BLE001 - no check, no int8; the fp32 graph is still served
-                check_texts, human, texts_error = [], None, f"{type(exc).__name__}: {exc}"
             fp32_diff = _onnx_vs_torch(art, fp32, check_texts[:256] or SAMPLE_TEXTS)
         except OnnxUnavailable as exc:
             log.warning("%s: no ONNX files built (%s); the model will be served by torch", directory, exc)
-            return {"served": None, "onnx": False, "reason": str(exc)}
+            add_serving_files(directory, bf16_file)
+            return {"served": None, "onnx": False, "reason": str(exc), "bf16": _bf16_verdict(bf16_report)}
         if fp32_diff > ONNX_TOLERANCE:
             reason = f"the fp32 ONNX graph differs from torch by {fp32_diff:.2e} (> {ONNX_TOLERANCE:g})"
             log.warning("%s: %s; no ONNX files built, the model will be served by torch", directory, reason)
-            return {"served": None, "onnx": False, "reason": reason}
+            add_serving_files(directory, bf16_file)
+            return {"served": None, "onnx": False, "reason": reason, "bf16": _bf16_verdict(bf16_report)}
         report = int8_check.run_check(art, fp32, check_texts, human, lambda recipe: _quantized(fp32_path, recipe, threads))
         if texts_error:
             report["reason"] = f"the int8 check could not run ({texts_error})"
         report.update(fp32={**info, "max_diff_vs_torch": fp32_diff}, build_seconds=round(time.perf_counter() - started, 1))
-        files: dict[str, bytes] = {ONNX_FP32: fp32_path.read_bytes()}
+        files: dict[str, bytes] = {ONNX_FP32: fp32_path.read_bytes(), **bf16_file}
         if report["served"]:
             files[ONNX_INT8] = (Path(tmp) / f"{report['served']}.onnx").read_bytes()
         files[INT8_CHECK] = json.dumps(report, indent=2, sort_keys=True).encode()
         add_serving_files(directory, files)
-    log.info("%s: ONNX files built in %.1fs; int8 %s", directory, time.perf_counter() - started,
-             f"served ({report['served']})" if report["served"] else f"refused ({report.get('reason', '')})")
-    return report
+    log.info("%s: ONNX files built in %.1fs; int8 %s; bf16 %s", directory, time.perf_counter() - started,
+             f"served ({report['served']})" if report["served"] else f"refused ({report.get('reason', '')})",
+             "passed" if bf16_report["passed"] else f"refused ({'; '.join(bf16_report.get('failures') or [])})")
+    return {**report, "bf16": _bf16_verdict(bf16_report)}
+
+
+def _bf16_verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """What the register step logs of the bf16 check: passed, and what it missed."""
+    return {"passed": bool(report.get("passed")), "failures": list(report.get("failures") or [])}
+
+
+def _listed_serving_bytes(art: LoadedArtifact) -> dict[str, bytes]:
+    """The serving files the artifact lists now (kept when one more is added)."""
+    from news_signals.model.artifact import SERVING_FILES
+
+    return {name: path.read_bytes() for name in SERVING_FILES if (path := art.listed(name)) is not None}
+
+
+def _current_bf16_check(art: LoadedArtifact) -> dict[str, Any] | None:
+    """The artifact's bf16 check when it is listed and made by this check version and tolerance."""
+    from news_signals.model import bf16, int8_check
+    from news_signals.model.artifact import BF16_CHECK
+
+    path = art.listed(BF16_CHECK)
+    if path is None:
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    same = report.get("check_version") == bf16.BF16_CHECK_VERSION and report.get("tolerance") == int8_check.TOLERANCE.as_dict()
+    return report if same else None
 
 
 def _current_check(art: LoadedArtifact) -> dict[str, Any] | None:

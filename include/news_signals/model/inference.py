@@ -4,16 +4,20 @@
 directory and the manifest hash) and picks what to run, from files only (nothing is exported
 or quantized here; ``model.export`` builds the ONNX files when the model is registered):
 
-* ``auto`` (default) on CPU: the artifact's checked int8 graph (``onnx/model-int8.onnx``) when
-  its registration check passed and int8 is not switched off (``int8=False``, ``--no-int8``,
-  ``NEWS_SIGNALS_INT8=0``); else the fp32 graph (``onnx/model.onnx``); else torch. On CUDA, and
-  for an in-memory model (the trainer's validation pass), torch.
+* ``auto`` (default) on CPU: on a CPU with bf16 instructions (AMX, AVX-512 BF16: ``model.bf16``),
+  torch in bf16 when the artifact's bf16 check (``bf16_check.json``) passed and bf16 is not
+  switched off (``bf16=False``, ``--no-bf16``, ``NEWS_SIGNALS_BF16=0``); else the checked int8
+  graph (``onnx/model-int8.onnx``) when its registration check passed and int8 is not switched
+  off (``int8=False``, ``--no-int8``, ``NEWS_SIGNALS_INT8=0``); else the fp32 graph
+  (``onnx/model.onnx``); else torch. On CUDA, and for an in-memory model (the trainer's
+  validation pass), torch.
 * ``onnx``: the same but an error (``OnnxUnavailable``) instead of torch when the artifact has
   no usable ONNX file. ``torch``: the loaded model (``quantize=True``: torch's dynamic int8,
   unchecked, for the bench only).
 
-``backend`` and ``backend_reason`` say what runs and why; ``int8_check`` is the artifact's
-registration report (None when it has none).
+``backend`` (torch or onnx), ``precision`` (fp32, bf16 or the int8 recipe) and ``backend_reason``
+say what runs and why; ``int8_check`` / ``bf16_check`` are the artifact's registration reports
+(None when it has none).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from news_signals.core.taxonomy import Signals
 from news_signals.model.artifact import (
+    BF16_CHECK,
     INT8_CHECK,
     ONNX_FP32,
     ONNX_INT8,
@@ -35,6 +40,7 @@ from news_signals.model.artifact import (
     load_artifact,
     manifest_hash,
 )
+from news_signals.model.bf16 import Bf16Engine, native_bf16
 from news_signals.model.decoder import Decoder
 from news_signals.model.predictor import Prediction, Predictor, TorchEngine, length_batches
 from news_signals.model.routing import LanguageRouter
@@ -84,9 +90,18 @@ def quantize_dynamic(model: Any) -> Any:
 
 def read_int8_check(artifact: LoadedArtifact) -> dict[str, Any] | None:
     """The registration's int8 check stored in the artifact, or None."""
+    return _read_check(artifact, INT8_CHECK)
+
+
+def read_bf16_check(artifact: LoadedArtifact) -> dict[str, Any] | None:
+    """The registration's bf16 check stored in the artifact, or None."""
+    return _read_check(artifact, BF16_CHECK)
+
+
+def _read_check(artifact: LoadedArtifact, name: str) -> dict[str, Any] | None:
     import json
 
-    path = artifact.listed(INT8_CHECK)
+    path = artifact.listed(name)
     return json.loads(path.read_text(encoding="utf-8")) if path is not None else None
 
 
@@ -102,6 +117,7 @@ class ModelClassifier:
         device: str | None = None,
         backend: str = "auto",
         int8: bool = True,
+        bf16: bool = True,
     ) -> None:
         import torch
 
@@ -128,9 +144,11 @@ class ModelClassifier:
         self.name = f"model:{self.model_name}@{self.version}"
         self.label = f"{self.model_name}@{self.version}"
         self.int8_check = read_int8_check(artifact) if artifact.manifest_sha256 else None
+        self.bf16_check = read_bf16_check(artifact) if artifact.manifest_sha256 else None
         self.int8_recipe: str | None = None  # the int8 recipe served, None when fp32 (or torch) is
         self.onnx: Any = None
-        engine, self.backend, self.backend_reason = self._choose(backend, int8)
+        engine, self.backend, self.backend_reason = self._choose(backend, int8, bf16)
+        self.precision = "bf16" if isinstance(engine, Bf16Engine) else self.int8_recipe or "fp32"
         self.predictor = Predictor(
             engine, self.tokenizer, max_length=self.max_length, categories=self.categories,
             vocabularies=self.vocabularies, batch_size=batch_size,
@@ -143,8 +161,9 @@ class ModelClassifier:
         return {r: v.get("report", {}) for r, v in recipes.items()}
 
     # ---- which engine, from the artifact's files only ----------------------------------------
-    def _choose(self, requested: str, int8: bool) -> tuple[Any, str, str]:
-        """(engine, ``torch`` or ``onnx``, why); ``auto`` uses torch when no ONNX file can serve."""
+    def _choose(self, requested: str, int8: bool, bf16: bool) -> tuple[Any, str, str]:
+        """(engine, ``torch`` or ``onnx``, why); ``auto`` uses bf16 torch when it may, else ONNX,
+        else torch."""
         torch_engine = TorchEngine(self.model, self.device, self.threads)
         if requested == "torch":
             return torch_engine, "torch", "torch requested"
@@ -156,6 +175,11 @@ class ModelClassifier:
             if requested == "onnx":  # the artifact's ONNX files are the fp32 model's
                 raise ValueError("backend='onnx' needs the fp32 model; load it with from_dir(..., backend='onnx')")
             return torch_engine, "torch", "auto: torch for a torch-quantized model"
+        why_not_bf16 = ""
+        if requested == "auto":
+            bf16_ok, why_not_bf16 = self._bf16_choice(bf16)
+            if bf16_ok:
+                return Bf16Engine(self.model, self.device, self.threads), "torch", f"auto: torch bf16 ({why_not_bf16}) on CPU"
         from news_signals.model.onnx_runtime import OnnxUnavailable, load_session
 
         files = self.artifact.manifest.get("files") or {}
@@ -179,7 +203,25 @@ class ModelClassifier:
             raise OnnxUnavailable(f"{name} outputs {self.onnx.categories}, the model has {self.categories}")
         if variant != "fp32":
             self.int8_recipe = variant
-        return self.onnx, "onnx", f"{requested}: ONNX Runtime ({why}) on CPU"
+        bf16_note = f"; bf16 not served: {why_not_bf16}" if why_not_bf16 else ""
+        return self.onnx, "onnx", f"{requested}: ONNX Runtime ({why}) on CPU{bf16_note}"
+
+    def _bf16_choice(self, bf16: bool) -> tuple[bool, str]:
+        """(serve bf16?, why or why not) from the stored bf16 check and this CPU."""
+        check = self.bf16_check
+        if not bf16:
+            return False, "switched off"
+        if check is None:
+            return False, f"the artifact has no {BF16_CHECK} (registered before bf16 was checked at registration)"
+        if not check.get("passed"):
+            return False, f"rejected at registration: {'; '.join(check.get('failures') or []) or 'no verdict'}"
+        flag = native_bf16()
+        if not flag:
+            return False, "this CPU has no bf16 instructions (AMX, AVX-512 BF16), where bf16 is slower than fp32"
+        report = check.get("report") or {}
+        measured = (f": tags agree on {report['tag_agreement']:.2%} of cells, {report['present_tag_agreement']:.2%} "
+                    f"of present cells" if "tag_agreement" in report else "")
+        return True, f"{flag} on this CPU; within the tolerance at registration{measured}"
 
     def _int8_choice(self, int8: bool, files: dict[str, str]) -> tuple[str, str]:
         """(``fp32`` or the int8 recipe, words for backend_reason) from the stored int8 check."""
@@ -206,18 +248,20 @@ class ModelClassifier:
         batch_size: int = 64,
         backend: str = "auto",
         int8: bool = True,
+        bf16: bool = True,
     ) -> ModelClassifier:
         """Load (or reuse) the artifact in ``directory``; ArtifactError when it is not intact.
 
         ``int8``: serve the artifact's checked int8 graph when it has one (the default); ``False``
-        serves fp32. ``quantize`` with ``backend="torch"`` is torch's dynamic int8, unchecked
+        serves fp32. ``bf16``: on a CPU with bf16 instructions, serve the model in bf16 when its
+        registration check passed (the default, with ``backend="auto"``). ``quantize`` with ``backend="torch"`` is torch's dynamic int8, unchecked
         (bench only); it is ignored by the other backends.
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
         return cls(
             cached_artifact(directory, quantize=quantize and backend == "torch"),
-            threads=threads, batch_size=batch_size, backend=backend, int8=int8,
+            threads=threads, batch_size=batch_size, backend=backend, int8=int8, bf16=bf16,
         )
 
     # ---- raw outputs ---------------------------------------------------------------------------

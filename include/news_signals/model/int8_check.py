@@ -99,10 +99,11 @@ def failures(report: dict[str, Any], tolerance: Int8Tolerance | None = None) -> 
     if report["score_mae"] > tolerance.max_score_mae:
         out.append(f"scores move by {report['score_mae']:.4f} on average (> {tolerance.max_score_mae})")
     human = report.get("human_macro_f1") or {}
-    if human.get("fp32") is not None and human.get("int8") is not None:
-        drop = float(human["fp32"]) - float(human["int8"])
+    reduced = human.get("int8", human.get("bf16"))  # the int8 or the bf16 model's
+    if human.get("fp32") is not None and reduced is not None:
+        drop = float(human["fp32"]) - float(reduced)
         if drop > tolerance.max_human_f1_drop:
-            out.append(f"held-out human macro-F1 drops by {drop:.3f} ({human['fp32']:.3f} -> {human['int8']:.3f}, "
+            out.append(f"held-out human macro-F1 drops by {drop:.3f} ({human['fp32']:.3f} -> {reduced:.3f}, "
                        f"> {tolerance.max_human_f1_drop})")
     return out
 
@@ -160,7 +161,7 @@ def run_check(
         report["reason"] = "no texts to check int8 on"
         return report
     reference = decoder.to_signals(Predictor(fp32, art.tokenizer, **kw).predict(texts))
-    human_fp32 = _human_f1(reference, human)
+    human_fp32 = human_f1(reference, human)
     for recipe in recipes or INT8_RECIPES:
         try:
             engine, info = quantized(recipe)
@@ -171,9 +172,9 @@ def run_check(
         result = compare_signals(reference, got)
         if human:
             result["heldout"] = compare_signals([reference[i] for i in human[0]], [got[i] for i in human[0]])
-            result["human_macro_f1"] = {"fp32": human_fp32, "int8": _human_f1(got, human)}
+            result["human_macro_f1"] = {"fp32": human_fp32, "int8": human_f1(got, human)}
         missed = failures(result)
-        report["recipes"][recipe] = {"report": _rounded(result), "failures": missed, "quantization": info}
+        report["recipes"][recipe] = {"report": rounded(result), "failures": missed, "quantization": info}
         log.info("int8 check of %s (%s): %s (%s)", art.path.name, recipe, summary(result), "; ".join(missed) or "within tolerance")
         if not missed:
             report["served"] = recipe
@@ -183,7 +184,7 @@ def run_check(
     return report
 
 
-def _human_f1(signals: Sequence[Signals], human: tuple[list[int], list[int], Any] | None) -> float | None:
+def human_f1(signals: Sequence[Signals], human: tuple[list[int], list[int], Any] | None) -> float | None:
     """Macro-F1 over the gated categories of the held-out rows the model serves (None: none gated)."""
     if not human:
         return None
@@ -197,7 +198,7 @@ def _human_f1(signals: Sequence[Signals], human: tuple[list[int], list[int], Any
     return round(float(score(presence([signals[i] for i in positions]), subset, gated)["macro_f1"]), 6)
 
 
-def _rounded(report: dict[str, Any]) -> dict[str, Any]:
+def rounded(report: dict[str, Any]) -> dict[str, Any]:
     """Floats to 6 digits: the stored report (hashed in the manifest) does not move with float noise."""
-    return {k: (round(v, 6) if isinstance(v, float) else _rounded(v) if isinstance(v, dict) else v)
+    return {k: (round(v, 6) if isinstance(v, float) else rounded(v) if isinstance(v, dict) else v)
             for k, v in report.items()}

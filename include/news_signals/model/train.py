@@ -171,12 +171,9 @@ def collate(data: Encoded, idx: Sequence[int], pad_id: int) -> dict[str, Any]:
 # ---- the loop ------------------------------------------------------------------------------------
 def cpu_has_native_bf16() -> bool:
     """True when oneDNN runs bf16 matmuls natively here (AVX-512 BF16 or AMX); emulated bf16 is slower than fp32."""
-    import torch
+    from news_signals.model.bf16 import native_bf16
 
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
+    return bool(native_bf16())
 
 
 def _device_and_autocast(precision: str = "auto"):
