@@ -5,7 +5,8 @@ English replay-corpus texts labelled by ``--labeller`` (keywords by default; the
 default is hybrid), split 70/15/15 by ``tools/tiny_model.py::make_snapshot_from_texts``. Then:
 
   old   train_path full, fp32: back-propagation through the whole encoder every step
-  fast  the trainer's default (train_path fast, precision auto = fp32 on a CPU): the lower
+  fast  the trainer's default (train_path fast, precision auto: bf16 autocast on a CPU with bf16
+        instructions, fp32 on other CPUs): the lower
         ``frozen_layers`` blocks run once per text and cached, the top blocks and heads trained
         on the cache in length-bucketed batches
 

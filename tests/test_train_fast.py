@@ -66,3 +66,20 @@ def test_training_paths_record_themselves_and_freeze_the_lower_layers(tmp_path, 
 def test_bad_train_path_is_refused():
     with pytest.raises(ValueError, match="train_path"):
         TrainConfig(train_path="turbo")
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("amx_bf16", "bf16"), ("", "fp32")])
+def test_auto_precision_trains_in_bf16_only_on_a_cpu_with_bf16_instructions(monkeypatch, flag, expected):
+    import news_signals.model.bf16 as bf16
+    from news_signals.model import train as train_module
+
+    if torch.cuda.is_available():
+        pytest.skip("on CUDA auto means CUDA autocast")
+    monkeypatch.setattr(bf16, "native_bf16", lambda: flag)
+    device, autocast, dtype = train_module._device_and_autocast("auto")
+    assert device.type == "cpu" and train_module._precision_name(dtype) == expected
+    with autocast():  # the context the trainer enters: a real autocast (or none) of that dtype
+        out = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert out.dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+    forced = train_module._device_and_autocast("fp32")  # asked for fp32: fp32 whatever the CPU
+    assert forced[2] is None

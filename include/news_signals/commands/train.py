@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-path", choices=TRAIN_PATHS, default=d.train_path,
                         help="fast (default): frozen lower layers cached once, top layers trained; full: whole encoder every step")
     parser.add_argument("--frozen-layers", type=int, default=d.frozen_layers, help="with --train-path fast: lower blocks frozen and cached")
-    parser.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto: CUDA autocast, fp32 on CPU; bf16: also bf16 autocast on CPU")
+    parser.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="auto: CUDA autocast; on a CPU bf16 autocast where it has bf16 instructions (AMX, AVX-512 BF16), else fp32")
     parser.add_argument("--model-name", default=None, help="name stored in the manifest (default: settings)")
 
 

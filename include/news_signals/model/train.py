@@ -19,8 +19,8 @@ output, then trains the top blocks and heads on the cache in length-bucketed bat
 worker affords more data per retrain at the same held-out quality (``bench/bench_train.py``);
 ``full`` back-propagates through the whole encoder every step (an encoder without BERT-style
 ``encoder.layer`` blocks always trains this way). ``precision``
-``auto`` trains under CUDA autocast (bf16, or fp16 + GradScaler on older GPUs) and in fp32 on
-CPUs; ``bf16`` adds bf16 autocast on CPUs that compute it natively (AVX-512 BF16 or AMX). The
+``auto`` trains under CUDA autocast (bf16, or fp16 + GradScaler on older GPUs), under bf16
+autocast on CPUs that compute it natively (AVX-512 BF16 or AMX) and in fp32 on other CPUs. The
 manifest's ``metrics.training`` says which path and precision ran and at what examples/s.
 """
 
@@ -74,7 +74,7 @@ class TrainConfig:
     languages: tuple[str, ...] = ()  # train (and later serve) only these languages; () = all
     train_path: str = "fast"  # fast: cached frozen lower layers + bucketing (docs/MODEL.md); full: the whole encoder every step
     frozen_layers: int = 4  # fast path: blocks run once and cached (MiniLM-L6: the top 2 train)
-    precision: str = "auto"  # auto: CUDA autocast (bf16, fp16 on old GPUs), fp32 on CPU; bf16: CPU bf16 autocast too
+    precision: str = "auto"  # auto: CUDA autocast (bf16, fp16 on old GPUs); on CPU bf16 autocast where native, else fp32
 
     def __post_init__(self) -> None:
         if self.confidence_mode not in CONFIDENCE_MODES:
@@ -187,7 +187,9 @@ def _device_and_autocast(precision: str = "auto"):
             return torch.device("cuda"), contextlib.nullcontext, None
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.device("cuda"), (lambda: torch.autocast("cuda", dtype=dtype)), dtype
-    if precision == "bf16":  # on CPUs bf16 is opt-in: its held-out quality is not measured yet (docs/MODEL.md)
+    # auto: bf16 where the CPU has bf16 instructions (same held-out human quality, measured in
+    # docs/MODEL.md); emulated bf16 is slower than fp32, so other CPUs train in fp32 unless asked.
+    if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
         return torch.device("cpu"), (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), torch.bfloat16
     return torch.device("cpu"), contextlib.nullcontext, None
 
