@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tools/
 DAILY, RETRAIN_DAG, FEATURES = "gdelt_daily_ingest", "monthly_retrain", "signal_feature_pipeline"
 BACKFILL_DAYS = 7
-# Every retrain: 3 epochs over every English text of the snapshot on the trainer's fast path
+# Every retrain: 5 epochs over every English text of the snapshot on the trainer's fast path
 # (Swedish stays with the lexicon); the demo's own labelling rounds replace the DAG's end-of-run queue.
-RETRAIN = {"epochs": 3, "train_path": "fast", "label_queue_size": 0}
+RETRAIN = {"epochs": 5, "train_path": "fast", "label_queue_size": 0}
 # Articles asked per labelling round (the simulated annotator answers those it has labels for,
 # about half: the disaster messages among the partitions' articles).
 ROUND_SIZE = 3000
