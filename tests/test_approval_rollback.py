@@ -6,7 +6,8 @@ operator) and a person answers through Airflow's real REST API (``PATCH …/hitl
 with the SimpleAuthManager): Approve → production moves, recorded with the approver; Reject or no
 answer before the timeout → production stays and the candidate is registered only. ``rollback_to``
 moves production back from the UI; ``models rollback`` does it from the CLI. The registry-level
-rollback runs on local files and on autospecs of the real hsml classes (Hopsworks).
+rollback runs on local files here; on Hopsworks in tests/hopsworks_env/test_registry_autospec.py (autospecs of
+the real hsml classes, in the isolated venv) and through the worker in tests/test_hopsworks_isolation.py.
 
 dag.test() in Airflow 3.1.8 runs triggers in-process, but its in-process supervisor does not answer
 the two HITL requests the trigger sends (``GetHITLDetailResponse``, ``UpdateHITLDetail``: "Unhandled
@@ -27,8 +28,7 @@ from pathlib import Path
 import pytest
 from news_signals.core.storage import Storage
 from news_signals.registry import LocalRegistry, RegistryError, get_registry
-from news_signals.registry.hopsworks import HopsworksRegistry
-from test_registry import fake_artifact, hs_model, hsml_mocks
+from test_registry import fake_artifact
 from test_retrain_dag import END, LOGICAL, conf, load_dag, states
 
 
@@ -59,41 +59,6 @@ def test_local_rollback_records_who_when_why_and_refuses_bad_targets(tmp_path):
     )
     assert last["promoted_at"] >= reg.promotions()[-2]["promoted_at"]
     assert [p["action"] for p in reg.promotions()] == ["promote", "promote", "rollback"]
-
-
-def _tagging(model):
-    """The autospec'd hsml Model keeps its tags like the server does (add_tag / get_tag / delete_tag)."""
-    tags: dict = {}
-    model.get_tag.side_effect = tags.get
-    model.add_tag.side_effect = tags.__setitem__
-    model.delete_tag.side_effect = lambda name: tags.pop(name)
-    return model
-
-
-def test_hopsworks_rollback_moves_the_production_tag_and_carries_the_history():
-    mr, Model = hsml_mocks()
-    models = {v: _tagging(hs_model(Model, v)) for v in (1, 2, 3)}
-    mr.get_models.return_value = list(models.values())
-    mr.get_model.side_effect = lambda name, version=None: models.get(version)
-    reg = HopsworksRegistry("m", model_registry=mr)
-
-    reg.promote(1, "first", by="promotion gate")
-    reg.promote(2, "better", by="promotion gate")
-    with pytest.raises(RegistryError, match="never in production"):
-        reg.rollback(3, "x", "ada")
-    reg.rollback(1, "v2 regressed on weather", "ada")
-
-    assert reg.production().version == 1
-    assert models[2].get_tag("production") is None  # the old tag was removed...
-    history = reg.promotions()  # ...but the history travelled on the new tag
-    assert [(h["action"], h["version"], h["previous"], h["by"]) for h in history] == [
-        ("promote", 1, None, "promotion gate"),
-        ("promote", 2, 1, "promotion gate"),
-        ("rollback", 1, 2, "ada"),
-    ]
-    name, value = models[1].add_tag.call_args.args
-    assert name == "production" and value["reason"] == "v2 regressed on weather" and value["production"]
-    json.dumps(value)  # a tag value must be valid JSON
 
 
 def test_cli_rollback_and_history(tmp_path):
