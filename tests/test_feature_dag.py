@@ -22,9 +22,9 @@ HEAVY = ("torch", "transformers", "pandas", "great_expectations", "hopsworks", "
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAG_FILE), include_examples=False)
+    bag = DagBag(dag_folder=str(DAG_FILE))
     assert bag.import_errors == {}
     return bag.dags["signal_feature_pipeline"]
 

@@ -54,9 +54,9 @@ class HopsworksWorkerError(RuntimeError):
 
 def hopsworks_python() -> Path:
     """The isolated interpreter; HopsworksConfigError naming the fix when there is none."""
-    from news_signals.core.config import PROJECT_ROOT
+    from news_signals.core.config import PROJECT_ROOT, Settings
 
-    configured = os.environ.get(PYTHON_ENV, "").strip()
+    configured = Settings.from_env().hopsworks_python
     candidates = [Path(configured)] if configured else [PROJECT_ROOT / ".venv-hopsworks" / "bin" / "python",
                                                         Path(IMAGE_PYTHON)]
     for path in candidates:
@@ -84,7 +84,9 @@ class WorkerClient:
         self._answers: queue.Queue = queue.Queue()
         self._stderr_tail: deque[str] = deque(maxlen=30)
         self._lock = threading.Lock()
-        self.timeout = float(os.environ.get(TIMEOUT_ENV, "1800"))
+        from news_signals.core.config import Settings
+
+        self.timeout = Settings.from_env().hopsworks_timeout_s
 
     @property
     def pid(self) -> int | None:

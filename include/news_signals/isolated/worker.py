@@ -171,7 +171,7 @@ def main() -> int:
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    logging.basicConfig(level=os.environ.get("NEWS_SIGNALS_WORKER_LOG_LEVEL", "INFO"), stream=sys.stderr,
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     worker = Worker()
