@@ -9,10 +9,11 @@ moves production back from the UI; ``models rollback`` does it from the CLI. The
 rollback runs on local files here; on Hopsworks in tests/hopsworks_env/test_registry_autospec.py (autospecs of
 the real hsml classes, in the isolated venv) and through the worker in tests/test_hopsworks_isolation.py.
 
-dag.test() in Airflow 3.1.8 runs triggers in-process, but its in-process supervisor does not answer
-the two HITL requests the trigger sends (``GetHITLDetailResponse``, ``UpdateHITLDetail``: "Unhandled
-request"; only the triggerer's supervisor does). ``hitl_in_dag_test`` adds exactly the triggerer's
-handling of those two messages to the in-process supervisor; everything else is Airflow's own.
+In Airflow 3.3 the HITL operator parks its task in AWAITING_INPUT (no trigger, no triggerer): an answer
+through the REST API resumes it, inside dag.test() too; the response timeout is applied by the scheduler's
+sweep (``SchedulerJobRunner.check_awaiting_input_timeouts``), which dag.test() does not run, so the
+no-answer test runs that sweep beside it (``TimeoutSweeper``). Airflow 3.1.8 needed the triggerer's two
+HITL requests added to dag.test()'s in-process supervisor instead; that workaround is gone.
 """
 
 from __future__ import annotations
@@ -98,32 +99,24 @@ def env(tmp_path_factory, airflow_db):
     yield from retrain_home(tmp_path_factory.mktemp("approval"), END, threads=1)
 
 
-@pytest.fixture(scope="module")
-def hitl_in_dag_test():
-    """The triggerer's handling of the two HITL trigger requests, added to dag.test()'s in-process supervisor."""
-    from airflow.jobs.triggerer_job_runner import HITLDetailResponseResult
-    from airflow.sdk.execution_time.comms import GetHITLDetailResponse, UpdateHITLDetail
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+class TimeoutSweeper(threading.Thread):
+    """The scheduler's part of a HITL timeout, which dag.test() has no scheduler for: Airflow 3.3's own
+    ``SchedulerJobRunner.check_awaiting_input_timeouts`` on a loop until the run ends."""
 
-    original = InProcessTestSupervisor._handle_request
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.error = threading.Event(), None
 
-    def _handle_request(self, msg, log, req_id):
-        if isinstance(msg, UpdateHITLDetail):  # as TriggerRunnerSupervisor._handle_request does
-            api_resp = self.client.hitl.update_response(
-                ti_id=msg.ti_id, chosen_options=msg.chosen_options, params_input=msg.params_input
-            )
-        elif isinstance(msg, GetHITLDetailResponse):
-            api_resp = self.client.hitl.get_detail_response(ti_id=msg.ti_id)
-        else:
-            return original(self, msg, log, req_id)
-        self.send_msg(HITLDetailResponseResult.from_api_response(response=api_resp), request_id=req_id, error=None)
-        return None
+    def run(self) -> None:
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 
-    InProcessTestSupervisor._handle_request = _handle_request
-    try:
-        yield
-    finally:
-        InProcessTestSupervisor._handle_request = original
+        try:
+            runner = SchedulerJobRunner(job=Job(), num_runs=1)
+            while not self.stop.wait(0.5):
+                runner.check_awaiting_input_timeouts()
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +183,7 @@ def _run(env, approver=None, **kw):
     return dr
 
 
-def test_approve_promotes_and_records_the_approver(env, hitl_in_dag_test, airflow_api):
+def test_approve_promotes_and_records_the_approver(env, airflow_api):
     approver = Approver(airflow_api, "Approve")
     dr = _run(env, approver)
     s = states(dr)
@@ -205,7 +198,7 @@ def test_approve_promotes_and_records_the_approver(env, hitl_in_dag_test, airflo
     assert last["by"] == "ada" and "approved by ada" in last["reason"]
 
 
-def test_reject_keeps_production_and_registers_the_candidate(env, hitl_in_dag_test, airflow_api):
+def test_reject_keeps_production_and_registers_the_candidate(env, airflow_api):
     before = get_registry().production()
     assert before is not None
     approver = Approver(airflow_api, "Reject")
@@ -222,10 +215,17 @@ def test_reject_keeps_production_and_registers_the_candidate(env, hitl_in_dag_te
     assert newest.gate["approval"] == newest.gate["approval"] | {"approved": False, "by": "ada", "timed_out": False}
 
 
-def test_no_answer_before_the_timeout_is_a_reject(env, hitl_in_dag_test, monkeypatch):
+def test_no_answer_before_the_timeout_is_a_reject(env, monkeypatch):
     monkeypatch.setenv("NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS", str(2 / 3600))  # two seconds
     before = get_registry().production()
-    dr = _run(env, seed=7, force_promote=True, reason="test: nobody answers")
+    sweeper = TimeoutSweeper()
+    sweeper.start()
+    try:
+        dr = _run(env, seed=7, force_promote=True, reason="test: nobody answers")
+    finally:
+        sweeper.stop.set()
+        sweeper.join(timeout=30)
+    assert sweeper.error is None, sweeper.error
     s = states(dr)
     assert str(dr.state) == "success", s
     assert s["register_only"] == "success" and s["register_and_promote"] == "skipped"
