@@ -122,6 +122,14 @@ def test_official_shape_and_our_image(compose):
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
 
 
+def test_database_urls_name_the_psycopg2_driver(compose):
+    """SQLAlchemy 2.1 (Airflow 3.3) maps a bare postgresql:// to psycopg 3, which the image does not ship:
+    the Celery result backend failed with "No module named 'psycopg'" until the driver was named."""
+    env = compose["services"]["airflow-worker"]["environment"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+
+
 def test_every_name_it_uses_exists(compose):
     services = compose["services"]
     named_volumes = set(compose.get("volumes") or {})
