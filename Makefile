@@ -31,6 +31,8 @@ $(STAMP): requirements.txt requirements-corpus.txt constraints.txt pyproject.tom
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	@# a .venv made before the Hopsworks client moved out (Airflow 3.1.8 days) still has it: remove it here
+	$(PIP) uninstall --quiet -y hopsworks hopsworks-aiomysql hopsworks-apigen hops-deltalake 2>/dev/null || true
 	$(PIP) install --quiet --no-deps -r requirements-corpus.txt
 	$(PIP) install --quiet --no-deps -e .
 	@touch $@
