@@ -114,12 +114,13 @@ def test_airflow_plugin_mounts_the_app(registry_home, monkeypatch):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    # load the plugins afresh (an earlier test in this process may have loaded them already)
-    for attr, value in (("plugins", None), ("loaded_plugins", set()), ("fastapi_apps", None),
-                        ("fastapi_root_middlewares", None)):
-        monkeypatch.setattr(plugins_manager, attr, value)
-    plugins_manager.initialize_fastapi_plugins()
-    ours = [a for a in plugins_manager.fastapi_apps if a["url_prefix"] == "/model-history"]
+    # load the plugins afresh (an earlier test in this process may have loaded them already): Airflow 3.3
+    # keeps them in functools.cache'd loaders instead of module globals
+    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
+    for f in caches:
+        f.cache_clear()
+    fastapi_apps, _ = plugins_manager.get_fastapi_plugins()
+    ours = [a for a in fastapi_apps if a["url_prefix"] == "/model-history"]
     assert len(ours) == 1
 
     from airflow.api_fastapi.app import init_plugins
