@@ -105,3 +105,19 @@ def test_get_registry_picks_local_without_hopsworks(monkeypatch, tmp_path):
     monkeypatch.setenv("NEWS_SIGNALS_REGISTRY", "bogus")
     with pytest.raises(ValueError, match="NEWS_SIGNALS_REGISTRY"):
         get_registry("x")
+
+
+def test_cli_output_has_no_airflow_config_chatter(tmp_path):
+    """Airflow 3.3 logs its config loading at INFO when a command imports it (the auto backend looks up the
+    hopsworks_default connection): the CLI keeps Airflow's loggers at WARNING unless -v."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NEWS_SIGNALS_HOME": str(tmp_path), "NEWS_SIGNALS_REGISTRY": "auto"}
+    env.pop("AIRFLOW_CONN_HOPSWORKS_DEFAULT", None)
+    proc = subprocess.run([sys.executable, "-m", "news_signals", "models"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no versions of news_signals registered yet" in proc.stdout + proc.stderr
+    assert "airflow.configuration" not in proc.stderr and "airflow.settings" not in proc.stderr, proc.stderr
