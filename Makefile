@@ -5,6 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# The isolated Hopsworks environment (docs/OPERATIONS.md, "Hopsworks isolation"): hopsworks 5.2.1 cannot
+# live beside Airflow 3.3 (SQLAlchemy), so the worker that calls it runs on this venv's interpreter.
+HVENV := .venv-hopsworks
+HPY := $(HVENV)/bin/python
+HSTAMP := $(HVENV)/.installed
 
 export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
 export NEWS_SIGNALS_HOME ?= $(CURDIR)/data
@@ -16,16 +21,29 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Development tools (tools/: local Airflow driver, GDELT stand-in, image builder) import from the repo root.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: install demo test lint bench ui clean
+.PHONY: install hopsworks-venv demo test lint bench ui clean
 
-install: $(STAMP)
+install: $(STAMP) $(HSTAMP)
+
+hopsworks-venv: $(HSTAMP)
 
 $(STAMP): requirements.txt requirements-corpus.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	@# a .venv made before the Hopsworks client moved out (Airflow 3.1.8 days) still has it: remove it here
+	$(PIP) uninstall --quiet -y hopsworks hopsworks-aiomysql hopsworks-apigen hops-deltalake 2>/dev/null || true
 	$(PIP) install --quiet --no-deps -r requirements-corpus.txt
 	$(PIP) install --quiet --no-deps -e .
+	@touch $@
+
+# hopsworks[python] with its own pins, then our package --no-deps so the worker code is importable there.
+$(HSTAMP): requirements-hopsworks.txt constraints-hopsworks.txt pyproject.toml
+	@test -x $(HPY) || $(PYTHON) -m venv $(HVENV)
+	$(HPY) -m pip install --quiet --upgrade pip
+	$(HPY) -m pip install --quiet -r requirements-hopsworks.txt -c constraints-hopsworks.txt
+	$(HPY) -m pip install --quiet --no-deps -e .
+	$(HPY) -m pip check
 	@touch $@
 
 demo: install  ## backfill the daily DAG, retrain, run the feature pipeline, print a summary

@@ -1,6 +1,6 @@
 """Airflow 3 plugin: the model-history page, mounted by the api-server at ``/model-history/``.
 
-Airflow 3.1 mounts each ``fastapi_apps`` entry with ``app.mount(url_prefix, app)`` (prefixes under
+Airflow 3 (3.1 to 3.3) mounts each ``fastapi_apps`` entry with ``app.mount(url_prefix, app)`` (prefixes under
 /api/v2, /ui and /execution are reserved) and lists ``external_views`` in the UI's navigation;
 ``url_route`` makes the UI embed the page under ``/plugin/model-history``. All logic lives in
 ``news_signals.ops.web``; this file is wiring only. The api-server does not authenticate plugin apps,

@@ -6,12 +6,14 @@ operator) and a person answers through Airflow's real REST API (``PATCH …/hitl
 with the SimpleAuthManager): Approve → production moves, recorded with the approver; Reject or no
 answer before the timeout → production stays and the candidate is registered only. ``rollback_to``
 moves production back from the UI; ``models rollback`` does it from the CLI. The registry-level
-rollback runs on local files and on autospecs of the real hsml classes (Hopsworks).
+rollback runs on local files here; on Hopsworks in tests/hopsworks_env/test_registry_autospec.py (autospecs of
+the real hsml classes, in the isolated venv) and through the worker in tests/test_hopsworks_isolation.py.
 
-dag.test() in Airflow 3.1.8 runs triggers in-process, but its in-process supervisor does not answer
-the two HITL requests the trigger sends (``GetHITLDetailResponse``, ``UpdateHITLDetail``: "Unhandled
-request"; only the triggerer's supervisor does). ``hitl_in_dag_test`` adds exactly the triggerer's
-handling of those two messages to the in-process supervisor; everything else is Airflow's own.
+In Airflow 3.3 the HITL operator parks its task in AWAITING_INPUT (no trigger, no triggerer): an answer
+through the REST API resumes it, inside dag.test() too; the response timeout is applied by the scheduler's
+sweep (``SchedulerJobRunner.check_awaiting_input_timeouts``), which dag.test() does not run, so the
+no-answer test runs that sweep beside it (``TimeoutSweeper``). Airflow 3.1.8 needed the triggerer's two
+HITL requests added to dag.test()'s in-process supervisor instead; that workaround is gone.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from pathlib import Path
 import pytest
 from news_signals.core.storage import Storage
 from news_signals.registry import LocalRegistry, RegistryError, get_registry
-from news_signals.registry.hopsworks import HopsworksRegistry
-from test_registry import fake_artifact, hs_model, hsml_mocks
+from test_registry import fake_artifact
 from test_retrain_dag import END, LOGICAL, conf, load_dag, states
 
 
@@ -59,41 +60,6 @@ def test_local_rollback_records_who_when_why_and_refuses_bad_targets(tmp_path):
     )
     assert last["promoted_at"] >= reg.promotions()[-2]["promoted_at"]
     assert [p["action"] for p in reg.promotions()] == ["promote", "promote", "rollback"]
-
-
-def _tagging(model):
-    """The autospec'd hsml Model keeps its tags like the server does (add_tag / get_tag / delete_tag)."""
-    tags: dict = {}
-    model.get_tag.side_effect = tags.get
-    model.add_tag.side_effect = tags.__setitem__
-    model.delete_tag.side_effect = lambda name: tags.pop(name)
-    return model
-
-
-def test_hopsworks_rollback_moves_the_production_tag_and_carries_the_history():
-    mr, Model = hsml_mocks()
-    models = {v: _tagging(hs_model(Model, v)) for v in (1, 2, 3)}
-    mr.get_models.return_value = list(models.values())
-    mr.get_model.side_effect = lambda name, version=None: models.get(version)
-    reg = HopsworksRegistry("m", model_registry=mr)
-
-    reg.promote(1, "first", by="promotion gate")
-    reg.promote(2, "better", by="promotion gate")
-    with pytest.raises(RegistryError, match="never in production"):
-        reg.rollback(3, "x", "ada")
-    reg.rollback(1, "v2 regressed on weather", "ada")
-
-    assert reg.production().version == 1
-    assert models[2].get_tag("production") is None  # the old tag was removed...
-    history = reg.promotions()  # ...but the history travelled on the new tag
-    assert [(h["action"], h["version"], h["previous"], h["by"]) for h in history] == [
-        ("promote", 1, None, "promotion gate"),
-        ("promote", 2, 1, "promotion gate"),
-        ("rollback", 1, 2, "ada"),
-    ]
-    name, value = models[1].add_tag.call_args.args
-    assert name == "production" and value["reason"] == "v2 regressed on weather" and value["production"]
-    json.dumps(value)  # a tag value must be valid JSON
 
 
 def test_cli_rollback_and_history(tmp_path):
@@ -133,32 +99,24 @@ def env(tmp_path_factory, airflow_db):
     yield from retrain_home(tmp_path_factory.mktemp("approval"), END, threads=1)
 
 
-@pytest.fixture(scope="module")
-def hitl_in_dag_test():
-    """The triggerer's handling of the two HITL trigger requests, added to dag.test()'s in-process supervisor."""
-    from airflow.jobs.triggerer_job_runner import HITLDetailResponseResult
-    from airflow.sdk.execution_time.comms import GetHITLDetailResponse, UpdateHITLDetail
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+class TimeoutSweeper(threading.Thread):
+    """The scheduler's part of a HITL timeout, which dag.test() has no scheduler for: Airflow 3.3's own
+    ``SchedulerJobRunner.check_awaiting_input_timeouts`` on a loop until the run ends."""
 
-    original = InProcessTestSupervisor._handle_request
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.error = threading.Event(), None
 
-    def _handle_request(self, msg, log, req_id):
-        if isinstance(msg, UpdateHITLDetail):  # as TriggerRunnerSupervisor._handle_request does
-            api_resp = self.client.hitl.update_response(
-                ti_id=msg.ti_id, chosen_options=msg.chosen_options, params_input=msg.params_input
-            )
-        elif isinstance(msg, GetHITLDetailResponse):
-            api_resp = self.client.hitl.get_detail_response(ti_id=msg.ti_id)
-        else:
-            return original(self, msg, log, req_id)
-        self.send_msg(HITLDetailResponseResult.from_api_response(response=api_resp), request_id=req_id, error=None)
-        return None
+    def run(self) -> None:
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 
-    InProcessTestSupervisor._handle_request = _handle_request
-    try:
-        yield
-    finally:
-        InProcessTestSupervisor._handle_request = original
+        try:
+            runner = SchedulerJobRunner(job=Job(), num_runs=1)
+            while not self.stop.wait(0.5):
+                runner.check_awaiting_input_timeouts()
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +183,7 @@ def _run(env, approver=None, **kw):
     return dr
 
 
-def test_approve_promotes_and_records_the_approver(env, hitl_in_dag_test, airflow_api):
+def test_approve_promotes_and_records_the_approver(env, airflow_api):
     approver = Approver(airflow_api, "Approve")
     dr = _run(env, approver)
     s = states(dr)
@@ -240,7 +198,7 @@ def test_approve_promotes_and_records_the_approver(env, hitl_in_dag_test, airflo
     assert last["by"] == "ada" and "approved by ada" in last["reason"]
 
 
-def test_reject_keeps_production_and_registers_the_candidate(env, hitl_in_dag_test, airflow_api):
+def test_reject_keeps_production_and_registers_the_candidate(env, airflow_api):
     before = get_registry().production()
     assert before is not None
     approver = Approver(airflow_api, "Reject")
@@ -257,10 +215,17 @@ def test_reject_keeps_production_and_registers_the_candidate(env, hitl_in_dag_te
     assert newest.gate["approval"] == newest.gate["approval"] | {"approved": False, "by": "ada", "timed_out": False}
 
 
-def test_no_answer_before_the_timeout_is_a_reject(env, hitl_in_dag_test, monkeypatch):
+def test_no_answer_before_the_timeout_is_a_reject(env, monkeypatch):
     monkeypatch.setenv("NEWS_SIGNALS_APPROVAL_TIMEOUT_HOURS", str(2 / 3600))  # two seconds
     before = get_registry().production()
-    dr = _run(env, seed=7, force_promote=True, reason="test: nobody answers")
+    sweeper = TimeoutSweeper()
+    sweeper.start()
+    try:
+        dr = _run(env, seed=7, force_promote=True, reason="test: nobody answers")
+    finally:
+        sweeper.stop.set()
+        sweeper.join(timeout=30)
+    assert sweeper.error is None, sweeper.error
     s = states(dr)
     assert str(dr.state) == "success", s
     assert s["register_only"] == "success" and s["register_and_promote"] == "skipped"

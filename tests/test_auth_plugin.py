@@ -40,15 +40,18 @@ def api_server(airflow_db, ns_home, tmp_path, monkeypatch):
     from airflow.api_fastapi import app as api_app
     from fastapi.testclient import TestClient
 
-    # load the plugins afresh (an earlier test in this process may have loaded them already)
-    for attr, value in (("plugins", None), ("loaded_plugins", set()), ("fastapi_apps", None),
-                        ("fastapi_root_middlewares", None), ("external_views", None), ("react_apps", None)):
-        monkeypatch.setattr(plugins_manager, attr, value)
+    # load the plugins afresh (an earlier test in this process may have loaded them already): Airflow 3.3
+    # keeps them in functools.cache'd loaders instead of module globals
+    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
+    for f in caches:
+        f.cache_clear()
     app = api_app.create_app()
     try:
         yield TestClient(app)
     finally:
         api_app.purge_cached_app()
+        for f in caches:
+            f.cache_clear()
 
 
 def _token(client, username: str, password: str) -> str:

@@ -100,13 +100,13 @@ def test_no_default_password_outside_the_example_env():
 def test_every_base_image_is_overridable(compose):
     text = COMPOSE.read_text()
     for var, default in {
-        "AIRFLOW_BASE_IMAGE": "apache/airflow:3.1.8-python3.11",
+        "AIRFLOW_BASE_IMAGE": "apache/airflow:3.3.2-python3.11",
         "POSTGRES_IMAGE": "postgres:16",
         "REDIS_IMAGE": "redis:7.2-bookworm",
         "SOCKET_PROXY_IMAGE": "tecnativa/docker-socket-proxy:v0.3.0",
     }.items():
         assert f"${{{var}:-{default}}}" in text, var  # the official image stays the default
-    assert compose["services"]["airflow-apiserver"]["build"]["args"]["AIRFLOW_IMAGE"] == "apache/airflow:3.1.8-python3.11"
+    assert compose["services"]["airflow-apiserver"]["build"]["args"]["AIRFLOW_IMAGE"] == "apache/airflow:3.3.2-python3.11"
 
 
 def test_official_shape_and_our_image(compose):
@@ -120,6 +120,14 @@ def test_official_shape_and_our_image(compose):
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert svc["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_database_urls_name_the_psycopg2_driver(compose):
+    """SQLAlchemy 2.1 (Airflow 3.3) maps a bare postgresql:// to psycopg 3, which the image does not ship:
+    the Celery result backend failed with "No module named 'psycopg'" until the driver was named."""
+    env = compose["services"]["airflow-worker"]["environment"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
 
 
 def test_every_name_it_uses_exists(compose):
@@ -170,6 +178,17 @@ def test_workers_can_reach_a_docker_daemon_and_data_paths_match(compose):
 def test_airflow_image_installs_our_requirements_and_package():
     text = (ROOT / "docker" / "airflow" / "Dockerfile").read_text()
     assert re.search(r"^FROM \$\{AIRFLOW_IMAGE\}", text, re.M)
-    assert "apache/airflow:3.1.8" in text  # the same Airflow as requirements.txt
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert f"apache/airflow:{pinned}-python3.11" in text  # the same Airflow as requirements.txt
+    assert pinned.startswith("3.3.")
+    local = (ROOT / "docker" / "local" / "airflow" / "Dockerfile").read_text()
+    assert f"apache-airflow=={pinned}" in local
+    # the isolated Hopsworks venv is baked in and is the interpreter the proxies use; the main env has no hopsworks
+    assert "-r /opt/news_signals/requirements-hopsworks.txt -c /opt/news_signals/constraints-hopsworks.txt" in text
+    assert "NEWS_SIGNALS_HOPSWORKS_PYTHON=/opt/hopsworks-venv/bin/python" in text
+    assert "/opt/hopsworks-venv/bin/pip check" in text and '! python -c "import hopsworks"' in text
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert "!requirements-hopsworks.txt" in ignore and "!constraints-hopsworks.txt" in ignore
+    assert not re.search(r"^hopsworks", (ROOT / "requirements.txt").read_text(), re.M | re.I)
     assert "-r /opt/news_signals/requirements.txt -c /opt/news_signals/constraints.txt" in text
     assert "pip install --no-cache-dir --no-deps ${PIP_INSTALL_ARGS} /opt/news_signals" in text

@@ -2,8 +2,9 @@
 ``connection`` table of the metadata DB (SQLite here, Postgres in compose; the columns are the same).
 
 With a Fernet key the password and extra are ciphertext, decryptable only with that key. With an empty
-key Airflow 3.1.8 does not refuse: ``airflow.models.crypto.get_fernet`` logs "empty cryptography key -
-values will not be stored encrypted" and stores the API key in plain text (``is_encrypted`` false).
+key Airflow 3.3.2 (as 3.1.8 before it) does not refuse: ``airflow.models.crypto.get_fernet`` logs "empty
+cryptography key - values will not be stored encrypted" (3.3 logs it on stdout, 3.1 on stderr) and stores the
+API key in plain text (``is_encrypted`` false).
 That is why the compose stack must not start without a key (docs/OPERATIONS.md, "Secrets at rest").
 """
 
@@ -102,9 +103,9 @@ def test_with_a_fernet_key_the_api_key_is_ciphertext_at_rest(cleanup):
 
 
 def test_with_an_empty_fernet_key_airflow_stores_plain_text(cleanup):
-    """What Airflow 3.1.8 does, pinned: no refusal, a warning, and the key readable in the table."""
+    """What Airflow 3.3.2 does, pinned: no refusal, a warning, and the key readable in the table."""
     stored = _airflow(STORE, "")
     assert stored.returncode == 0, stored.stderr[-3000:]
-    assert "empty cryptography key - values will not be stored encrypted" in stored.stderr
+    assert "empty cryptography key - values will not be stored encrypted" in stored.stdout + stored.stderr
     row = _raw_row()
     assert row["is_encrypted"] == 0 and row["password"] == SECRET

@@ -26,9 +26,9 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_every_dag_file_imports_without_errors(dagbag):

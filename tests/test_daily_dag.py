@@ -27,9 +27,9 @@ def gdelt(replay_server, monkeypatch):
 
 @pytest.fixture(scope="module")
 def daily_dag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "gdelt_daily_ingest.py"), include_examples=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "gdelt_daily_ingest.py"))
     assert bag.import_errors == {}
     return bag.dags["gdelt_daily_ingest"]
 

@@ -36,7 +36,10 @@ def test_fresh_local_install(local_env):
     checks = _by_name(doctor.run_checks(timeout=5, skip={"gpu"}))
     for name in ("python", "airflow", "torch", "transformers", "great_expectations"):
         assert checks[name].status == "OK", checks[name]
-    assert checks["airflow"].detail == "3.1.8"
+    assert checks["airflow"].detail == "3.3.2"
+    # hopsworks is not in this environment: the doctor asks the isolated interpreter
+    assert checks["hopsworks"].status == "OK" and checks["hopsworks"].detail.startswith("5.2.1 in ")
+    assert ".venv-hopsworks" in checks["hopsworks"].detail or "/opt/hopsworks-venv" in checks["hopsworks"].detail
     assert checks["storage"].status == "OK" and "writable; 0 daily partition(s)" in checks["storage"].detail
     assert checks["registry"].status == "WARN" and "monthly_retrain" in checks["registry"].fix
     assert checks["feature store"].status == "WARN"
@@ -96,3 +99,12 @@ def test_cli_exit_code_on_unwritable_storage(tmp_path, local_env):
     assert proc.returncode == 1, proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert checks["storage"]["status"] == "FAIL" and "NEWS_SIGNALS_HOME" in checks["storage"]["fix"]
+
+
+def test_missing_hopsworks_interpreter_names_the_fix(local_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("NEWS_SIGNALS_HOPSWORKS_PYTHON", str(tmp_path / "none" / "python"))
+    check = _by_name(doctor.run_checks(skip={"gpu", "docker", "gdelt", "webhook"}))["hopsworks"]
+    assert check.status == "WARN" and "make hopsworks-venv" in check.fix  # local backends: a warning
+    monkeypatch.setenv("NEWS_SIGNALS_REGISTRY", "hopsworks")
+    check = _by_name(doctor.run_checks(skip={"gpu", "docker", "gdelt", "webhook", "registry"}))["hopsworks"]
+    assert check.status == "FAIL" and str(tmp_path / "none" / "python") in check.detail

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unittest.mock import create_autospec
-
 import pandas as pd
 import pytest
 from _feature_helpers import TinyClassifier, make_partition
@@ -15,7 +13,6 @@ from news_signals.features.store import (
     FeatureValidationError,
     get_feature_store,
 )
-from news_signals.features.store.hopsworks import HopsworksFeatureStore
 from news_signals.features.store.local import LocalFeatureStore
 
 DAY = "2024-05-01"
@@ -102,82 +99,3 @@ def test_get_feature_store_defaults_to_local(ns_home, monkeypatch):
     assert isinstance(get_feature_store(), LocalFeatureStore)
     with pytest.raises(ValueError, match="hopsworks_default"):
         get_feature_store(kind="hopsworks")
-
-
-# ---- Hopsworks (boundary: no local stand-in, so autospecs of the real hsfs classes) ----------------
-def _hsfs_doubles():
-    from hsfs.feature_group import FeatureGroup
-    from hsfs.feature_store import FeatureStore
-
-    fs = create_autospec(FeatureStore, instance=True)
-    fg = create_autospec(FeatureGroup, instance=True)
-    fs.get_or_create_feature_group.return_value = fg
-    fg.get_expectation_suite.return_value = None
-    fg.insert.return_value = (None, None)
-    return fs, fg
-
-
-def test_hopsworks_upsert_creates_group_with_keys_and_strict_suite(rows):
-    from hsfs.expectation_suite import ExpectationSuite
-
-    fs, fg = _hsfs_doubles()
-    store = HopsworksFeatureStore(fs)
-    assert store.upsert(HEADLINE_SPEC, rows) == 8
-    store.upsert(HEADLINE_SPEC, rows)
-
-    fs.get_or_create_feature_group.assert_called_once()  # cached per group
-    kwargs = fs.get_or_create_feature_group.call_args.kwargs
-    assert kwargs["name"] == "headline_classifications" and kwargs["version"] == 1
-    assert kwargs["primary_key"] == ["article_id"] and kwargs["event_time"] == "seendate"
-    assert kwargs["online_enabled"] is True
-    suite = kwargs["expectation_suite"]
-    assert isinstance(suite, ExpectationSuite) and suite.validation_ingestion_policy == "STRICT"
-    types = {e.expectation_type for e in suite.expectations}
-    assert {"expect_column_values_to_be_between", "expect_column_values_to_be_in_set"} <= types
-
-    fg.save_expectation_suite.assert_called_once()
-    assert fg.insert.call_count == 2
-    inserted = fg.insert.call_args.args[0]
-    assert fg.insert.call_args.kwargs["operation"] == "upsert"
-    assert list(inserted.columns) == list(HEADLINE_SPEC.columns) and len(inserted) == 8
-
-
-def test_hopsworks_rejection_is_a_clear_error(rows):
-    from hopsworks_common.client.exceptions import DataValidationException
-
-    fs, fg = _hsfs_doubles()
-    fg.insert.side_effect = DataValidationException("expect_column_values_to_be_between failed")
-    with pytest.raises(FeatureValidationError, match="STRICT"):
-        HopsworksFeatureStore(fs).upsert(HEADLINE_SPEC, rows)
-
-
-def test_hopsworks_bad_rows_never_reach_the_server(rows):
-    fs, fg = _hsfs_doubles()
-    bad = rows.copy()
-    bad.loc[0, "article_id"] = "not-an-id"
-    with pytest.raises(FeatureValidationError, match="article_id"):
-        HopsworksFeatureStore(fs).upsert(HEADLINE_SPEC, bad)
-    fg.insert.assert_not_called()
-
-
-def test_get_feature_store_logs_in_with_key_and_project(monkeypatch, rows):
-    import hopsworks
-    from hopsworks.project import Project
-
-    fs, fg = _hsfs_doubles()
-    project = create_autospec(Project, instance=True)
-    project.get_feature_store.return_value = fs
-    login = create_autospec(hopsworks.login, return_value=project)
-    monkeypatch.setattr(hopsworks, "login", login)
-    monkeypatch.setenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", "hopsworks://:s3cret@hops.example:443/news")
-
-    store = get_feature_store()
-    assert isinstance(store, HopsworksFeatureStore)
-    kwargs = login.call_args.kwargs
-    assert kwargs["api_key_value"] == "s3cret" and kwargs["project"] == "news"
-    assert kwargs["host"] == "hops.example"
-    store.upsert(VIBE_SPEC, vibe_vectors(rows, DAY))
-    fkw = fs.get_or_create_feature_group.call_args.kwargs
-    assert fkw["name"] == "vibe_vectors" and fkw["primary_key"] == ["sourcecountry", "date"]
-    assert fkw["event_time"] == "date"
-    assert "s3cret" not in repr(store.describe())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -113,12 +114,13 @@ def test_airflow_plugin_mounts_the_app(registry_home, monkeypatch):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    # load the plugins afresh (an earlier test in this process may have loaded them already)
-    for attr, value in (("plugins", None), ("loaded_plugins", set()), ("fastapi_apps", None),
-                        ("fastapi_root_middlewares", None)):
-        monkeypatch.setattr(plugins_manager, attr, value)
-    plugins_manager.initialize_fastapi_plugins()
-    ours = [a for a in plugins_manager.fastapi_apps if a["url_prefix"] == "/model-history"]
+    # load the plugins afresh (an earlier test in this process may have loaded them already): Airflow 3.3
+    # keeps them in functools.cache'd loaders instead of module globals
+    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
+    for f in caches:
+        f.cache_clear()
+    fastapi_apps, _ = plugins_manager.get_fastapi_plugins()
+    ours = [a for a in fastapi_apps if a["url_prefix"] == "/model-history"]
     assert len(ours) == 1
 
     from airflow.api_fastapi.app import init_plugins
@@ -265,27 +267,31 @@ def test_unreadable_promotion_log_keeps_the_versions(registry_home):
     assert data["promotions"] == [] and data["promotions_error"] and data["production_version"] == 4
 
 
-def test_hopsworks_production_moves_come_from_the_tag_history():
-    """The Hopsworks backend (autospecs of the real hsml classes): the production tag's history, as is."""
-    from news_signals.registry.hopsworks import HopsworksRegistry
-    from test_approval_rollback import _tagging
-    from test_registry import hs_model, hsml_mocks
+def test_hopsworks_production_moves_come_from_the_tag_history(monkeypatch, ns_home, tmp_path):
+    """The Hopsworks backend, through the isolated worker (stand-in project of hsml autospecs): the tag history."""
+    from news_signals.registry import get_registry
+    from test_hopsworks_isolation import CONN, ROOT, fake_artifact
 
-    mr, Model = hsml_mocks()
-    models = {v: _tagging(hs_model(Model, v)) for v in (1, 2)}
-    mr.get_models.return_value = list(models.values())
-    mr.get_model.side_effect = lambda name, version=None: models.get(version)
-    reg = HopsworksRegistry("m", model_registry=mr)
-    reg.promote(1, "first", by="promotion gate")
-    reg.promote(2, "better", by="promotion gate")
-    reg.rollback(1, "v2 regressed on <weather>", "ada")
+    monkeypatch.setenv("NEWS_SIGNALS_HOPSWORKS_STANDIN", "hopsworks_standin:login")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests" / "hopsworks_env"), os.environ["PYTHONPATH"]]))
+    monkeypatch.setenv("AIRFLOW_CONN_HOPSWORKS_DEFAULT", CONN)
+    monkeypatch.setenv("NEWS_SIGNALS_REGISTRY", "hopsworks")
+    reg = get_registry("m")
+    try:
+        for v in (1, 2):
+            reg.register(fake_artifact(tmp_path / str(v), f"w{v}".encode()), {"macro_f1": 0.5})
+        reg.promote(1, "first", by="promotion gate")
+        reg.promote(2, "better", by="promotion gate")
+        reg.rollback(1, "v2 regressed on <weather>", "ada")
 
-    h = load_history("m", registry_factory=lambda _name: reg)
-    assert h.error is None and h.promotions == reg.promotions()
-    assert [(m["action"], m["version"], m["previous"], m["by"]) for m in h.promotions] == [
-        ("promote", 1, None, "promotion gate"), ("promote", 2, 1, "promotion gate"), ("rollback", 1, 2, "ada"),
-    ]
-    from news_signals.ops.web import render_page
+        h = load_history("m", registry_factory=lambda _name: reg)
+        assert h.error is None and h.promotions == reg.promotions()
+        assert [(m["action"], m["version"], m["previous"], m["by"]) for m in h.promotions] == [
+            ("promote", 1, None, "promotion gate"), ("promote", 2, 1, "promotion gate"), ("rollback", 1, 2, "ada"),
+        ]
+        from news_signals.ops.web import render_page
 
-    html = render_page(h)
-    assert "v2 regressed on &lt;weather&gt;" in _moves_html(html)
+        html = render_page(h)
+        assert "v2 regressed on &lt;weather&gt;" in _moves_html(html)
+    finally:
+        reg.close()

@@ -23,11 +23,11 @@ DAG_ID = "gdelt_daily_ingest"
 def api_client(airflow_db):
     from airflow.api_fastapi.app import create_app
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.models.dagbag import DagBag, sync_bag_to_db
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from fastapi.testclient import TestClient
 
     DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
     sync_bag_to_db(bag, "dags-folder", None)
     with TestClient(create_app("core")) as client:
         yield client

@@ -86,7 +86,7 @@ def test_real_failed_task_runs_callback_and_posts_webhook(airflow_db, ns_home, h
     d = received[0]
     assert (d.dag_id, d.task_id, d.stage) == ("oncall_probe", "validate_batch", "validation")
     assert d.logical_date.startswith("2026-03-04")
-    # Airflow 3.1's in-process dag.test() runner calls finalize() without context["exception"]
+    # Airflow's in-process dag.test() runner (3.1; either answer accepted on 3.3) may call finalize() without context["exception"]
     # (the real task runner sets it; see test_failing_webhook_...): the diagnosis says so.
     assert d.error in ("no exception in the context (see the task log)",
                        "ValueError: GX validation failed: 2 of 7 expectations failed; batch quarantined")
@@ -112,10 +112,10 @@ def test_real_failed_task_runs_callback_and_posts_webhook(airflow_db, ns_home, h
 def _serialize(dag) -> None:
     """dag.test() needs the DAG in the metadata DB; this one lives in the test, not in dags/."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.models.dagbag import DagBag, sync_bag_to_db
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
     DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder="/dev/null", include_examples=False)
+    bag = DagBag(dag_folder="/dev/null")
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
 
@@ -248,9 +248,9 @@ def test_every_stage_has_its_runbook_section():
 def test_every_task_of_the_three_dags_has_the_callback():
     from pathlib import Path
 
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
     assert not bag.import_errors, bag.import_errors
     for dag_id in ("gdelt_daily_ingest", "monthly_retrain", "signal_feature_pipeline"):
         dag = bag.dags.get(dag_id)

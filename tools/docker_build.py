@@ -358,18 +358,23 @@ AIRFLOW_DIR = PROJECT_ROOT / "docker" / "airflow"
 # Local equivalents of the official images, tagged so that docker-compose.yaml's variables point at them
 # (AIRFLOW_BASE_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, SOCKET_PROXY_IMAGE; see stack_image_env()).
 LOCAL_STACK_IMAGES = {
-    "AIRFLOW_BASE_IMAGE": ("airflow", "news-signals-local/airflow:3.1.8-python3.11"),
+    "AIRFLOW_BASE_IMAGE": ("airflow", "news-signals-local/airflow:3.3.2-python3.11"),
     "POSTGRES_IMAGE": ("postgres", "news-signals-local/postgres:15"),
     "REDIS_IMAGE": ("redis", "news-signals-local/redis:7"),
     "SOCKET_PROXY_IMAGE": ("socket-proxy", "news-signals-local/docker-socket-proxy:latest"),
 }
-AIRFLOW_IMAGE_TAG = "news-signals-airflow:3.1.8"
-AIRFLOW_REQUIREMENTS = ("requirements.txt", "requirements-corpus.txt", "constraints.txt")
+AIRFLOW_IMAGE_TAG = "news-signals-airflow:3.3.2"
+AIRFLOW_REQUIREMENTS = ("requirements.txt", "requirements-corpus.txt", "constraints.txt",
+                        "requirements-hopsworks.txt", "constraints-hopsworks.txt")
 AIRFLOW_CELERY_REQUIREMENTS = AIRFLOW_DIR / "requirements-celery.txt"
 
 
 def build_airflow_wheelhouse(dest: Path | None = None) -> Path:
-    """Wheels for the Airflow image (requirements + corpus + the Celery stack), rebuilt when they change."""
+    """Wheels for the Airflow image (requirements + corpus + the Celery stack + the isolated Hopsworks venv).
+
+    One directory serves both environments: each install picks its versions with its own constraints file
+    (SQLAlchemy 2.1 for Airflow, 2.0.41 for hopsworks), rebuilt when any of them changes.
+    """
     dest = dest or BUILD_DIR / "airflow-wheelhouse"
     sources = [PROJECT_ROOT / name for name in AIRFLOW_REQUIREMENTS] + [AIRFLOW_CELERY_REQUIREMENTS]
     stamp = dest / ".requirements.sha256"
@@ -384,6 +389,8 @@ def build_airflow_wheelhouse(dest: Path | None = None) -> Path:
         "-r", str(AIRFLOW_CELERY_REQUIREMENTS), "setuptools>=68", *constraints,
     ])
     _pip(["wheel", "--quiet", "--no-deps", "-w", str(dest), "-r", str(PROJECT_ROOT / "requirements-corpus.txt")])
+    _pip(["wheel", "--quiet", "-w", str(dest), "-r", str(PROJECT_ROOT / "requirements-hopsworks.txt"),
+          "-c", str(PROJECT_ROOT / "constraints-hopsworks.txt")])
     stamp.write_text(want)
     return dest
 

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # Airflow 3.3 logs its config loading at INFO when a command imports it: not ours to show
+        logging.getLogger("airflow").setLevel(logging.WARNING)
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError) as exc:

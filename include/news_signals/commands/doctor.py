@@ -1,6 +1,6 @@
 """Check the installation, storage and services; one line per check: OK, WARN or FAIL with a fix.
 
-Versions of the pinned stack, the storage root (writable), the model registry and feature store
+Versions of the pinned stack, the isolated Hopsworks interpreter and its hopsworks version, the storage root (writable), the model registry and feature store
 (local directories, or Hopsworks when its connection exists: a short HTTP probe, never a login),
 the Docker daemon and the GPU (for the trainer container), the GDELT endpoint (live or replay) and
 the on-call webhook. Exits 1 when any check FAILs, so scripts and CI can gate on it.
@@ -9,6 +9,7 @@ the on-call webhook. Exits 1 when any check FAILs, so scripts and CI can gate on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -25,7 +26,6 @@ PACKAGES = (
     ("torch", "torch"),
     ("transformers", "transformers"),
     ("great_expectations", "great-expectations"),
-    ("hopsworks", "hopsworks"),
 )
 
 
@@ -45,11 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per network probe (default 5)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--skip", action="append", default=[], metavar="CHECK",
-                        help="skip a check by name (versions, storage, registry, features, docker, gpu, gdelt, webhook)")
+                        help="skip a check by name (versions, hopsworks, storage, registry, features, docker, gpu, gdelt, webhook)")
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = run_checks(timeout=args.timeout, skip=set(args.skip))
+    # stdout carries only the report (--json is read by scripts): whatever Airflow logs while a check imports it
+    # (Airflow 3.3's structlog writes to stdout) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        checks = run_checks(timeout=args.timeout, skip=set(args.skip))
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:
@@ -69,6 +72,7 @@ def run_checks(timeout: float = 5.0, skip: set[str] | None = None) -> list[Check
     skip = skip or set()
     steps: list[tuple[str, Callable[[], list[Check]]]] = [
         ("versions", check_versions),
+        ("hopsworks", lambda: [check_hopsworks_env(settings, timeout)]),
         ("storage", lambda: [check_storage(settings)]),
         ("registry", lambda: [check_registry(settings, timeout)]),
         ("features", lambda: [check_feature_store(settings, timeout)]),
@@ -97,9 +101,29 @@ def check_versions() -> list[Check]:
         try:
             out.append(Check(name, OK, version(dist)))
         except PackageNotFoundError:
-            status = WARN if name == "hopsworks" else FAIL
-            out.append(Check(name, status, "not installed", "make install  (pip install -r requirements.txt -c constraints.txt)"))
+            out.append(Check(name, FAIL, "not installed", "make install  (pip install -r requirements.txt -c constraints.txt)"))
     return out
+
+
+def check_hopsworks_env(settings, timeout: float) -> Check:
+    """The isolated Hopsworks interpreter and its hopsworks version (asked of a short-lived worker; no login)."""
+    from news_signals.core.hopsworks import HopsworksConfigError, choose_backend
+    from news_signals.isolated.proxy import worker_versions
+
+    needed = "hopsworks" in (choose_backend(settings.registry_backend), choose_backend(settings.feature_store_backend))
+    try:
+        versions = worker_versions()
+    except HopsworksConfigError as exc:
+        return Check("hopsworks", FAIL if needed else WARN, str(exc).split(":")[0],
+                     "make hopsworks-venv (or set NEWS_SIGNALS_HOPSWORKS_PYTHON to the venv's bin/python)")
+    except Exception as exc:
+        return Check("hopsworks", FAIL if needed else WARN, f"the isolated interpreter failed: {type(exc).__name__}: {exc}",
+                     "rebuild it: rm -rf .venv-hopsworks && make hopsworks-venv")
+    if not versions.get("hopsworks"):
+        return Check("hopsworks", FAIL if needed else WARN, f"{versions['executable']} has no hopsworks package",
+                     "make hopsworks-venv  (pip install -r requirements-hopsworks.txt -c constraints-hopsworks.txt)")
+    return Check("hopsworks", OK, f"{versions['hopsworks']} in {versions['executable']} (isolated; SQLAlchemy "
+                 f"{versions.get('SQLAlchemy')})")
 
 
 def check_storage(settings) -> Check:

@@ -101,6 +101,10 @@ class Settings:
     feature_store_backend: str = field(
         default_factory=lambda: _env_choice("NEWS_SIGNALS_FEATURE_STORE", BACKEND_CHOICES, "auto")
     )
+    # the isolated Hopsworks interpreter (news_signals.isolated): "" = .venv-hopsworks in the project, else
+    # /opt/hopsworks-venv (the Airflow image); seconds one worker call may take (a model upload included)
+    hopsworks_python: str = field(default_factory=lambda: _env("NEWS_SIGNALS_HOPSWORKS_PYTHON"))
+    hopsworks_timeout_s: float = field(default_factory=lambda: float(_env("NEWS_SIGNALS_HOPSWORKS_TIMEOUT", "1800")))
     # cache for derived files outside the home (corpus texts, downloaded model versions); "" = XDG cache
     cache: str = field(default_factory=lambda: _env("NEWS_SIGNALS_CACHE"))
     # trainer (retrain/trainer.py): "" = docker when a daemon is configured, else local

@@ -2,6 +2,8 @@
 
 ``hopsworks.login()`` prompts on stdin without ``api_key_value`` and asks which project to
 use without ``project``: both hang an Airflow task, so both are always passed here.
+The Airflow side only builds the keyword arguments (``login_kwargs``); ``hopsworks`` itself is
+imported in the isolated interpreter only (news_signals.isolated).
 Connection fields: password = API key, host = host, port = port (default 443),
 schema or ``extra["project"]`` = project name.
 """
@@ -70,14 +72,23 @@ def choose_backend(choice: str) -> str:
     return "hopsworks" if hopsworks_configured() else "local"
 
 
-def login(conn_id: str = DEFAULT_CONN_ID) -> Any:
-    """A logged-in ``hopsworks.project.Project`` for the connection's project."""
+def connection(conn_id: str = DEFAULT_CONN_ID) -> ConnectionInfo:
+    """The Hopsworks connection; HopsworksConfigError naming it when it does not exist."""
     conn = get_connection(conn_id)
     if conn is None:
         raise HopsworksConfigError(
             f"no Airflow connection {conn_id!r}; create it (password = API key, host, schema = project)"
         )
-    kwargs = login_kwargs(conn)
+    return conn
+
+
+def login(conn_id: str = DEFAULT_CONN_ID) -> Any:
+    """A logged-in ``hopsworks.project.Project`` for the connection's project.
+
+    Only inside the isolated Hopsworks interpreter (news_signals.isolated.worker logs in with the
+    kwargs it got on stdin; this is the same call for code that runs there with the connection).
+    """
+    kwargs = login_kwargs(connection(conn_id))
     import hopsworks
 
     log.info("logging in to Hopsworks %s project %s", kwargs["host"], kwargs["project"])

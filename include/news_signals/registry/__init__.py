@@ -33,7 +33,8 @@ def get_registry(model_name: str | None = None, storage: Storage | None = None) 
 
     name = model_name or Settings().model_name
     if registry_backend() == "hopsworks":
-        from news_signals.registry.hopsworks import HopsworksRegistry
+        # HopsworksRegistry runs in the isolated Hopsworks interpreter, behind this proxy
+        from news_signals.isolated.proxy import HopsworksRegistryProxy
 
-        return HopsworksRegistry(name)
+        return HopsworksRegistryProxy(name)
     return LocalRegistry(name, storage)

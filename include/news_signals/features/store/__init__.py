@@ -43,6 +43,7 @@ def get_feature_store(storage: Storage | None = None, kind: str | None = None) -
 
     if choose_backend(kind or Settings.from_env().feature_store_backend) == "local":
         return LocalFeatureStore(storage)
-    from news_signals.features.store.hopsworks import HopsworksFeatureStore
+    # HopsworksFeatureStore runs in the isolated Hopsworks interpreter, behind this proxy
+    from news_signals.isolated.proxy import HopsworksFeatureStoreProxy
 
-    return HopsworksFeatureStore.from_connection()
+    return HopsworksFeatureStoreProxy()

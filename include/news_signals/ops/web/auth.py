@@ -29,7 +29,7 @@ def airflow_login() -> Any:
         # inside them or the auth manager is caught below instead of becoming a 500.
         try:
             bearer = await bearer_scheme(request)  # the Authorization header, if any
-            return await get_user(request, oauth_token=None, bearer_credentials=bearer)
+            return await get_user(request, _oauth_token=None, bearer_credentials=bearer)  # Airflow 3.3 signature
         except HTTPException:
             raise
         except Exception as exc:  # fail closed: an auth manager error is a refusal, not a page
