@@ -254,7 +254,9 @@ def test_requests_per_second_are_limited_across_workers(server, tmp_path):
     lab.classify_texts(texts)
     arrivals = sorted(r.at for r in server.chat_requests())
     assert len(arrivals) == 10
-    assert arrivals[-1] - arrivals[0] >= (10 - 1) / 5 - 0.05
+    # 9 gaps of 0.2 s = 1.8 s; a loaded machine delays single arrivals (1.70 s seen in CI-like runs), and
+    # without the limit the 4 workers would land all 10 within a few hundredths of a second
+    assert arrivals[-1] - arrivals[0] >= 0.8 * (10 - 1) / 5
     assert all(sum(a <= t < a + 1.0 for t in arrivals) <= 7 for a in arrivals)  # 5 starts/s, + arrival jitter
 
 
