@@ -391,7 +391,8 @@ def test_label_llm_survives_faults_and_a_second_run_makes_no_requests(llm_env, t
             assert row["labeller"] == f"llm:{MODEL}@prompt-v1" and "labeller_error" not in row
     asked = srv.chat_requests()
     assert {"429", "500", "slow", "drop", "invalid_json", "bad_score"} <= {r.fault for r in asked}
-    assert all(r.user.endswith(row["title"]) or row["title"] in r.user for r, row in [(asked[0], rows[0])])
+    # every article was asked with its title verbatim (3 workers: arrival order is not input order)
+    assert all(any(row["title"] in r.user for r in asked) for row in rows)
     stats = json.loads(next(line for line in err.splitlines() if line.startswith('{"llm"')))["llm"]
     assert stats["failures"] == 1 and stats["answered"] == len(TEXTS) - 1 and stats["requests"] == len(asked)
     assert "1 labelled by keywords" in err
