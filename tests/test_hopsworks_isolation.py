@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hopsworks_env._hs_helpers import fake_artifact  # one artifact shape for both venvs' tests
 from news_signals.core.hopsworks import HopsworksConfigError
 from news_signals.features.store import HEADLINE_SPEC, VIBE_SPEC, FeatureValidationError, get_feature_store
 from news_signals.isolated.proxy import (
@@ -42,12 +43,6 @@ def standin(monkeypatch, ns_home):
     return ns_home
 
 
-def fake_artifact(path: Path, weights: bytes = b"w1") -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{}")
-    (path / "model.safetensors").write_bytes(weights)
-    (path / "news_signals.json").write_text(json.dumps({"files": {"model.safetensors": "x"}}))
-    return path
 
 
 def _standin_calls(client) -> dict:

@@ -7,17 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hopsworks_env._hs_helpers import fake_artifact  # one artifact shape for both venvs' tests
 from news_signals.core.storage import Storage
 from news_signals.registry import LocalRegistry, RegistryError, get_registry
-
-
-def fake_artifact(path: Path, weights: bytes = b"w1") -> Path:
-    """The artifact's shape (files + news_signals.json); the registry only hashes and copies files."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{}")
-    (path / "model.safetensors").write_bytes(weights)
-    (path / "news_signals.json").write_text(json.dumps({"files": {"model.safetensors": "x"}}))
-    return path
 
 
 @pytest.fixture()
