@@ -88,6 +88,14 @@ def quantize_dynamic(model: Any) -> Any:
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def _agreement(report: dict[str, Any]) -> str:
+    """``": tags agree on …"`` from a stored check report, for backend_reason ("" without figures)."""
+    if "tag_agreement" not in report:
+        return ""
+    return (f": tags agree on {report['tag_agreement']:.2%} of cells, {report['present_tag_agreement']:.2%} "
+            "of present cells")
+
+
 def read_int8_check(artifact: LoadedArtifact) -> dict[str, Any] | None:
     """The registration's int8 check stored in the artifact, or None."""
     return _read_check(artifact, INT8_CHECK)
@@ -218,10 +226,7 @@ class ModelClassifier:
         flag = native_bf16()
         if not flag:
             return False, "this CPU has no bf16 instructions (AMX, AVX-512 BF16), where bf16 is slower than fp32"
-        report = check.get("report") or {}
-        measured = (f": tags agree on {report['tag_agreement']:.2%} of cells, {report['present_tag_agreement']:.2%} "
-                    f"of present cells" if "tag_agreement" in report else "")
-        return True, f"{flag} on this CPU; within the tolerance at registration{measured}"
+        return True, f"{flag} on this CPU; within the tolerance at registration{_agreement(check.get('report') or {})}"
 
     def _int8_choice(self, int8: bool, files: dict[str, str]) -> tuple[str, str]:
         """(``fp32`` or the int8 recipe, words for backend_reason) from the stored int8 check."""
@@ -234,9 +239,7 @@ class ModelClassifier:
         if not served or ONNX_INT8 not in files:
             return "fp32", f"fp32; int8 rejected at registration: {check.get('reason') or 'no recipe passed'}"
         report = (check.get("recipes") or {}).get(served, {}).get("report") or {}
-        measured = (f": tags agree on {report['tag_agreement']:.2%} of cells, {report['present_tag_agreement']:.2%} "
-                    f"of present cells" if "tag_agreement" in report else "")
-        return served, f"{served}, within the int8 tolerance at registration{measured}"
+        return served, f"{served}, within the int8 tolerance at registration{_agreement(report)}"
 
     @classmethod
     def from_dir(
