@@ -121,10 +121,17 @@ class Storage:
         return target
 
     def read_parquet(self, target: str) -> pd.DataFrame:
-        import pandas as pd
+        """Read the whole file into an Arrow buffer first.
 
-        with self.fs.open(target, "rb") as fh:
-            return pd.read_parquet(fh)
+        Handing pyarrow a Python file object leaves its I/O threads tied to that object, and at
+        interpreter exit they can abort the process ("terminate called without an active
+        exception", apache/arrow#34314, #50482) after the work is done. Our files are small
+        enough to read whole.
+        """
+        import pandas as pd
+        import pyarrow as pa
+
+        return pd.read_parquet(pa.BufferReader(self.fs.cat_file(target)))
 
     def replace_partition(self, day: date | str, df: pd.DataFrame, area: str = "articles") -> str:
         """Write a day's partition atomically and drop any other file a previous run left there."""
