@@ -197,7 +197,7 @@ def test_gx_validation_passes_then_catches_leak_and_shift(store):
 
 def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp_path):
     """Held-out articles leave every split (by id and by text); training labels override bootstrap ones."""
-    from news_signals.core.taxonomy import confidence_column, score_column
+    from news_signals.core.taxonomy import CATEGORIES, confidence_column, human_column, score_column
     from news_signals.core.text import normalise_title
     from news_signals.labels.split import is_heldout
     from news_signals.labels.store import LabelRow, LabelStore, text_article_id
@@ -237,6 +237,14 @@ def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp
     assert len(human) == 41 and set(train_part["article_id"]) <= set(human.index)
     assert (human[tag_column("crime")] == "theft").all() and (human[score_column("crime")] < 0).all()
     assert (human[confidence_column("crime")] == 2.0).all()  # human_weight
+    # which label is a human's is written per category, and the trainer's reader keeps the human weight
+    assert human[human_column("crime")].all() and not human.loc[train_part["article_id"], human_column("sports")].any()
+    assert not splits[splits["human_categories"] == 0][[human_column(c) for c in CATEGORIES]].to_numpy().any()
+    from news_signals.model.snapshot_io import read_split
+
+    read_back = pd.concat(read_split(after.path, s) for s in ("train", "val", "test")).set_index("article_id")
+    assert (read_back.loc[human.index, confidence_column("crime")] == 2.0).all()  # not clipped to 1
+    assert read_back.loc[human.index, human_column("crime")].all()
     kw = parts.set_index("article_id").loc[train_part["article_id"]]
     # unknown categories keep the bootstrap label, at half its confidence
     assert (human.loc[train_part["article_id"], tag_column("sports")] == kw[tag_column("sports")]).all()

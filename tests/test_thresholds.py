@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from news_signals.model.thresholds import f1_curve, tune_presence_thresholds
+from news_signals.model.thresholds import f1_curve, tune_presence_thresholds, tune_presence_thresholds_human_first
 
 
 def test_threshold_separates_and_ties_go_nearest_half():
@@ -30,6 +30,31 @@ def test_hand_computed_f1_and_too_few_positives():
     assert tune_presence_thresholds(p[:, None], gold[:, None], ["x"]) == {}  # 2 positives < 8
     with pytest.raises(ValueError, match="must both be"):
         tune_presence_thresholds(p[:, None], gold[:, None], ["x", "y"])
+
+
+def test_human_labelled_rows_set_the_threshold_when_they_have_enough_positives():
+    """The teacher calls p >= 0.3 present, humans only p >= 0.7: the human rows decide, where there are enough."""
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 1, 600)
+    teacher = p >= 0.3
+    human_known = np.zeros(600, bool)
+    human_known[:200] = True
+    gold = teacher.copy()
+    gold[:200] = p[:200] >= 0.7  # the human definition, on the human rows
+    presence = np.stack([p, p], axis=1)
+    gold2 = np.stack([gold, teacher], axis=1)
+    known2 = np.stack([human_known, np.zeros(600, bool)], axis=1)  # the second category has no human rows
+    thresholds, sources = tune_presence_thresholds_human_first(presence, gold2, known2, ["a", "b"])
+    assert thresholds["a"] == pytest.approx(0.7, abs=0.02) and sources["a"].startswith("human: 200 rows")
+    assert thresholds["b"] == pytest.approx(0.3, abs=0.02) and sources["b"].startswith("bootstrap")
+    # too few human positives: the category falls back to every row (teacher and human rows together)
+    few = known2.copy()
+    few[:, 0] = False
+    few[np.flatnonzero(gold[:200])[:5], 0] = True
+    thresholds, sources = tune_presence_thresholds_human_first(presence, gold2, few, ["a", "b"])
+    assert sources["a"].startswith("bootstrap") and thresholds["a"] < 0.6
+    with pytest.raises(ValueError, match="human_known"):
+        tune_presence_thresholds_human_first(presence, gold2, known2[:, :1], ["a", "b"])
 
 
 @pytest.fixture(scope="module")

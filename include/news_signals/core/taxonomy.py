@@ -60,6 +60,11 @@ def confidence_column(category: str) -> str:
     return f"{category}_confidence"
 
 
+def human_column(category: str) -> str:
+    """A snapshot's boolean column: True where a human, not the bootstrap labeller, gave ``<category>_tag``."""
+    return f"{category}_human"
+
+
 SCORE_COLUMNS: tuple[str, ...] = tuple(score_column(c) for c in CATEGORIES)
 TAG_COLUMNS: tuple[str, ...] = tuple(tag_column(c) for c in CATEGORIES)
 SIGNAL_COLUMNS: tuple[str, ...] = tuple(col for c in CATEGORIES for col in (score_column(c), tag_column(c)))

@@ -19,6 +19,7 @@ from news_signals.core.taxonomy import (
     TAGS,
     Signals,
     confidence_column,
+    human_column,
     score_column,
     tag_column,
 )
@@ -84,8 +85,12 @@ def read_split(snapshot_dir: str | Path, split: str) -> pd.DataFrame:
         if conf not in df.columns:
             df[conf] = 1.0
         else:
+            # a bootstrap label weighs its confidence (<= 1), a human label the snapshot's human_weight
+            # (> 1 by default): only negatives are clipped, or the human weight would be lost here
             values = pd.to_numeric(df[conf], errors="coerce").fillna(1.0)
-            df[conf] = values.clip(0.0, 1.0).astype(float)
+            df[conf] = values.clip(lower=0.0).astype(float)
+        human = human_column(c)
+        df[human] = df[human].fillna(False).astype(bool) if human in df.columns else False
     return df.reset_index(drop=True)
 
 

@@ -5,6 +5,11 @@ moves their probabilities up: the argmax then over-predicts presence and loses p
 training, each category's threshold is the one that maximises F1 on the validation split (the
 trainer's own held-out rows, never the test split or outside data). Categories with too few
 validation positives keep the argmax, since a threshold fitted on a handful of rows is noise.
+
+Where the validation split holds enough human-labelled rows of a category, its threshold is tuned
+on those rows alone: the bootstrap labels are the teacher's definition of the category, the human
+labels are the one the product is judged by (the gate scores held-out human labels), and a
+threshold is exactly where the two disagree most (e.g. humans call fewer texts "emergencies").
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 MIN_POSITIVES = 8
+MIN_HUMAN_POSITIVES = 15  # human-labelled validation positives a category needs to be tuned on them
 
 
 def f1_curve(p_present: np.ndarray, gold: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
@@ -46,3 +52,34 @@ def tune_presence_thresholds(
         best = np.flatnonzero(np.isclose(f1, f1.max()))
         out[c] = float(GRID[best[np.argmin(np.abs(GRID[best] - 0.5))]])
     return out
+
+
+def tune_presence_thresholds_human_first(
+    presence: np.ndarray,
+    gold_present: np.ndarray,
+    human_known: np.ndarray,
+    categories: Sequence[str],
+    min_human_positives: int = MIN_HUMAN_POSITIVES,
+    min_positives: int = MIN_POSITIVES,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Thresholds as ``tune_presence_thresholds``, on each category's human-labelled rows where it has
+    ``min_human_positives`` present among them, else on every row; also ``{category: what it was tuned on}``."""
+    presence = np.asarray(presence, dtype=np.float64)
+    gold_present = np.asarray(gold_present, dtype=bool)
+    human_known = np.asarray(human_known, dtype=bool)
+    if human_known.shape != gold_present.shape:
+        raise ValueError(f"human_known {human_known.shape} must have the shape of gold {gold_present.shape}")
+    everywhere = tune_presence_thresholds(presence, gold_present, categories, min_positives)
+    out: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for j, c in enumerate(categories):
+        rows = human_known[:, j]
+        n_present = int(gold_present[rows, j].sum())
+        if n_present >= min_human_positives:
+            tuned = tune_presence_thresholds(presence[rows][:, [j]], gold_present[rows][:, [j]], [c], min_human_positives)
+            out[c] = tuned[c]
+            sources[c] = f"human: {int(rows.sum())} rows, {n_present} present"
+        elif c in everywhere:
+            out[c] = everywhere[c]
+            sources[c] = f"bootstrap: {len(rows)} rows ({n_present} human positives < {min_human_positives})"
+    return out, sources

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from news_signals.core.storage import atomic_path
-from news_signals.core.taxonomy import CATEGORIES, confidence_column, score_column, tag_column, tag_vocabulary
+from news_signals.core.taxonomy import (
+    CATEGORIES,
+    confidence_column,
+    human_column,
+    score_column,
+    tag_column,
+    tag_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -508,8 +515,12 @@ def train(
     if best_file.is_file():
         _load_weights(model, best_file)
     model.eval()
-    thresholds = _tune_thresholds(evaluate_split, splits["val"])
-    metrics: dict[str, Any] = {"best_epoch": state["best_epoch"], "val_macro_f1": state["best_f1"]}
+    thresholds, threshold_sources = _tune_thresholds(evaluate_split, splits["val"])
+    metrics: dict[str, Any] = {
+        "best_epoch": state["best_epoch"],
+        "val_macro_f1": state["best_f1"],
+        "presence_thresholds_tuned_on": threshold_sources,
+    }
     val = evaluate_split("val", thresholds)
     metrics["val"] = {k: v for k, v in val.items() if k != "counts"}
     if "test" in splits:
@@ -555,17 +566,23 @@ def _only_languages(df: Any, split: str, languages: Sequence[str]) -> Any:
     return out
 
 
-def _tune_thresholds(evaluate_split: Any, val: Any) -> dict[str, float]:
-    """Per-category P(present) thresholds that maximise F1 on the validation split (see thresholds.py)."""
+def _tune_thresholds(evaluate_split: Any, val: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """Per-category P(present) thresholds that maximise validation F1, on human labels where the
+    validation split has enough of them (see thresholds.py); also what each was tuned on."""
     import numpy as np
 
-    from news_signals.model.thresholds import tune_presence_thresholds
+    from news_signals.model.thresholds import tune_presence_thresholds_human_first
 
     pred = evaluate_split("val", raw=True)
     gold = np.stack([(val[tag_column(c)] != "").to_numpy() for c in CATEGORIES], axis=1)
-    thresholds = tune_presence_thresholds(pred.presence(), gold, CATEGORIES)
-    log.info("presence thresholds tuned on %d validation rows: %s", len(val), thresholds or "none (too few positives)")
-    return thresholds
+    human = np.stack([val[human_column(c)].to_numpy(dtype=bool) for c in CATEGORIES], axis=1)
+    thresholds, sources = tune_presence_thresholds_human_first(pred.presence(), gold, human, CATEGORIES)
+    for c in CATEGORIES:
+        if c in thresholds:
+            log.info("presence threshold %s %.2f, tuned on %s", c, thresholds[c], sources[c])
+    if not thresholds:
+        log.info("presence thresholds: none tuned on %d validation rows (too few positives)", len(val))
+    return thresholds, sources
 
 
 def _save_weights(model: Any, path: Path) -> None:

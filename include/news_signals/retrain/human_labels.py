@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from news_signals.core.storage import Storage
-from news_signals.core.taxonomy import ABSENT, CATEGORIES, confidence_column, score_column, tag_column
+from news_signals.core.taxonomy import (
+    ABSENT,
+    CATEGORIES,
+    confidence_column,
+    human_column,
+    score_column,
+    tag_column,
+)
 from news_signals.core.text import normalise_title
 
 if TYPE_CHECKING:
@@ -104,8 +111,7 @@ def apply(
     unknown_weight: float = DEFAULT_UNKNOWN_WEIGHT,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Override ``df``'s bootstrap labels with the training part; return the frame and its stats."""
-    df = df.copy()
-    df[HUMAN_COLUMN] = 0
+    df = mark_bootstrap(df.copy())
     t = labels.training
     stats: dict[str, Any] = {"matched_rows": 0, "per_category": {}, "overridden": {}}
     if t.empty:
@@ -135,9 +141,18 @@ def apply(
             df.at[i, tag_column(c)] = value
             df.at[i, score_column(c)] = _score_for(c, value, float(df.at[i, score_column(c)]), priors)
             df.at[i, conf] = human_weight
+            df.at[i, human_column(c)] = True
         df.at[i, HUMAN_COLUMN] = known
     stats.update(matched_rows=len(rows), per_category=per_cat, overridden=overridden)
     return df, stats
+
+
+def mark_bootstrap(df: pd.DataFrame) -> pd.DataFrame:
+    """Every label of ``df`` as the bootstrap labeller's: the human columns all 0 / False."""
+    df[HUMAN_COLUMN] = 0
+    for c in CATEGORIES:
+        df[human_column(c)] = False
+    return df
 
 
 def _tag_priors(df: pd.DataFrame) -> dict[tuple[str, str], float]:

@@ -298,7 +298,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
     if params.human_labels:
         df, human_stats = human_labels.apply(df, human, human_weight=params.human_weight)
     else:
-        df[human_labels.HUMAN_COLUMN] = 0
+        df = human_labels.mark_bootstrap(df)
     drop = near_duplicates(df["text"].tolist(), params.dedupe_threshold)
     df = df.drop(index=drop).reset_index(drop=True)
     stats["near_duplicates"] = len(drop)
