@@ -250,3 +250,5 @@ def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp
     assert (human.loc[train_part["article_id"], tag_column("sports")] == kw[tag_column("sports")]).all()
     assert (human.loc[train_part["article_id"], confidence_column("sports")] <= 0.5).all()
     assert sum(m["rows_per_split"].values()) == 41
+    assert m["rows_per_split"]["test"] == 0  # test measures agreement with the bootstrap labels: human rows serve in val
+    assert not (read(after, "test")["human_categories"] > 0).any()

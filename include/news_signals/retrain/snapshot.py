@@ -214,6 +214,25 @@ def stratified_split(df: pd.DataFrame, params: SnapshotParams) -> dict[str, pd.D
     return {k: v.sort_values("article_id").reset_index(drop=True) for k, v in parts.items()}
 
 
+def human_rows_out_of_test(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Move human-labelled rows from test to val.
+
+    The test split measures agreement with the bootstrap labeller (quality is measured on the
+    held-out human labels, which never enter a snapshot); a human row there counts for neither.
+    In val it helps set the presence thresholds on human labels (model.thresholds).
+    """
+    import pandas as pd
+
+    test = splits["test"]
+    if human_labels.HUMAN_COLUMN not in test.columns:
+        return splits
+    human = test[human_labels.HUMAN_COLUMN] > 0
+    if not human.any():
+        return splits
+    val = pd.concat([splits["val"], test[human]]).sort_values("article_id").reset_index(drop=True)
+    return {**splits, "val": val, "test": test[~human].reset_index(drop=True)}
+
+
 def _per_class_split(df: pd.DataFrame, params: SnapshotParams) -> dict[str, pd.DataFrame]:
     import numpy as np
     import pandas as pd
@@ -326,7 +345,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         df = pd.concat([rest, df[is_human]]).reset_index(drop=True)
         stats["sampled_out"] = before - len(df)
     warnings = _check_min_rows(df, params, dates)
-    splits = stratified_split(df, params)
+    splits = human_rows_out_of_test(stratified_split(df, params))
     splits["train"], stats["balanced_out"] = _balance(splits["train"], params)
     stats["rows"] = sum(len(s) for s in splits.values())
 
