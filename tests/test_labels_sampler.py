@@ -99,6 +99,19 @@ def test_quotas_ask_about_rare_categories_and_languages(storage):
     assert row["priority"] == pytest.approx(0.5 + 0.2)  # tags differ (0.5) + uncertainty 1 - |2*0.9 - 1|
 
 
+def test_a_projects_scope_limits_categories_and_languages(storage):
+    # an English-only team labelling crime and weather: no Swedish article, no sports question
+    queue = pick(storage, 100, categories=["crime", "weather_temp"], languages=["en"])
+    assert {r["language"] for r in queue} == {"English"}
+    assert {r["category"] for r in queue} == {"crime"}  # the only in-scope English category anyone raised
+    assert queue[0]["title"] == "Police patrol the square" and queue[0]["reason"].startswith("quota crime/english")
+    # GDELT names work as well as codes; with every category the sports disagreements come back
+    assert {r["category"] for r in pick(storage, 100, languages=["Swedish"])} == {"sports", "weather_temp"}
+    assert not pick(storage, 100, languages=["Finnish"])
+    with pytest.raises(ValueError, match=r"\['weather'\] are not in the taxonomy; choose from emergencies"):
+        pick(storage, 5, categories=["weather"])
+
+
 def test_same_seed_same_queue_other_seed_other_order(storage):
     a, b = pick(storage, 8, seed=13), pick(storage, 8, seed=13)
     assert a == b
@@ -170,6 +183,12 @@ def test_labels_export_cli(storage, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 2 and len(out.read_text().splitlines()) == 2
     assert main(["labels", "export", "--n", "2", "--out", str(out), "--end-date", "30-11-2026"]) == 2
+    capsys.readouterr()
+    assert main(["labels", "export", "--n", "50", "--out", str(out), "--no-hybrid", "--languages", "Swedish",
+                 "--categories", "weather_temp,crime"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["per_language"] == {"Swedish": 2}
+    assert set(summary["per_category"]) <= {"weather_temp", "crime"}
 
 
 def test_export_queue_stage_writes_both_files_for_the_logical_date(storage, ns_home):

@@ -7,7 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from news_signals.model.thresholds import f1_curve, tune_presence_thresholds, tune_presence_thresholds_human_first
+from news_signals.model.thresholds import (
+    f1_curve,
+    tune_presence_thresholds,
+    tune_presence_thresholds_human_first,
+)
 
 
 def test_threshold_separates_and_ties_go_nearest_half():

@@ -15,6 +15,11 @@ and, when its encoder loads, the hybrid labeller. Without a promoted model the p
 classifier is the keyword labeller itself (said in the log and in every row's ``classifier``),
 and only the hybrid's disagreement and the labellers' confidence remain.
 
+A labelling project has a scope: the categories its annotators label and the languages they read
+(``categories`` / ``languages``; default every category and language). Out-of-scope articles are
+never queued and out-of-scope categories add nothing to an article's informativeness, so no
+question is spent where the answer cannot come (an English-only team asked about Swedish news).
+
 Selection: first a quota per (category, language) bucket, taken round-robin over the buckets in
 order of their best candidate, so rare categories and the smaller language are asked about too;
 then the rest by global priority (the article's best informativeness). Ties are broken by a
@@ -179,14 +184,22 @@ def select_for_labelling(
     classifier: Any = None,
     use_hybrid: bool = True,
     quota_share: float = DEFAULT_QUOTA_SHARE,
+    categories: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``n`` most informative unlabelled recent articles, with the model's predictions and why each was picked."""
+    """The ``n`` most informative unlabelled recent articles, with the model's predictions and why each was picked.
+
+    ``categories`` / ``languages`` restrict the queue to the project's scope (None: everything).
+    """
     if n < 0:
         raise ValueError(f"n={n}: give the number of articles to queue (>= 0)")
     if not 0.0 <= quota_share <= 1.0:
         raise ValueError(f"quota_share={quota_share} must be in [0, 1]")
+    in_scope = scope_categories(categories)
     storage = storage or Storage()
     cands, _ = candidate_frame(storage, lookback_days, end_date)
+    if languages:
+        cands = in_languages(cands, languages)
     if n == 0 or cands.empty:
         return []
     if classifier is None:
@@ -205,10 +218,13 @@ def select_for_labelling(
         if hybrid is not None:
             labellers["hybrid"] = hybrid
     info, eligible, reasons = informativeness(signals, presence, labellers)
+    scoped = [j for j, c in enumerate(CATEGORIES) if c in in_scope]  # first wins ties, as argmax did
+    out_of_scope = [j for j, c in enumerate(CATEGORIES) if c not in in_scope]
+    info[:, out_of_scope], eligible[:, out_of_scope] = 0.0, False
     order = _choose(cands, info, eligible, n, seed, quota_share)
     out = []
     for i, bucket in order:
-        j = CATEGORIES.index(bucket[0]) if bucket else int(info[i].argmax())
+        j = CATEGORIES.index(bucket[0]) if bucket else max(scoped, key=lambda k, i=i: info[i, k])
         row = cands.iloc[i]
         out.append(
             {
@@ -226,6 +242,26 @@ def select_for_labelling(
             }
         )
     return out
+
+
+def scope_categories(categories: Sequence[str] | None) -> list[str]:
+    """The project's categories, checked against the taxonomy (None or empty: all of them)."""
+    if not categories:
+        return list(CATEGORIES)
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"categories {unknown} are not in the taxonomy; choose from {', '.join(CATEGORIES)}")
+    return [c for c in CATEGORIES if c in categories]
+
+
+def in_languages(cands: pd.DataFrame, languages: Sequence[str]) -> pd.DataFrame:
+    """Candidates whose GDELT ``language`` is one of ``languages`` (GDELT names or codes: English, en, eng)."""
+    from news_signals.daily.gdelt import LANGUAGES
+
+    wanted = {LANGUAGES.get(lang.strip().lower(), lang.strip()).lower() for lang in languages if lang.strip()}
+    keep = cands["language"].str.lower().isin(wanted)
+    log.info("labelling scope: %d of %d candidates in languages %s", int(keep.sum()), len(cands), sorted(wanted))
+    return cands[keep].reset_index(drop=True)
 
 
 def _prediction(signal: Any, p_present: float) -> dict[str, Any]:
