@@ -246,6 +246,17 @@ def _run_context() -> tuple[dict[str, Any], str]:
             description="after registering: the N most informative unlabelled recent articles for annotators "
             "(labels/queue/<date>.jsonl and .label-studio.json); 0 = none",
         ),
+        "label_queue_categories": Param(
+            "",
+            type="string",
+            description="the labelling project's scope: only ask about these categories (comma list; empty = all)",
+        ),
+        "label_queue_languages": Param(
+            "",
+            type="string",
+            description="the labelling project's scope: only queue articles in these languages, as GDELT names "
+            "or codes (comma list, e.g. English; empty = all)",
+        ),
         "rollback_to": Param(
             None,
             type=["null", "integer"],

@@ -34,6 +34,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from news_signals.labels.sources import DISASTER_TAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tools/
 DAILY, RETRAIN_DAG, FEATURES = "gdelt_daily_ingest", "monthly_retrain", "signal_feature_pipeline"
@@ -41,9 +43,11 @@ BACKFILL_DAYS = 7
 # Every retrain: 5 epochs over every English text of the snapshot on the trainer's fast path
 # (Swedish stays with the lexicon); the demo's own labelling rounds replace the DAG's end-of-run queue.
 RETRAIN = {"epochs": 5, "train_path": "fast", "label_queue_size": 0}
-# Articles asked per labelling round (the simulated annotator answers those it has labels for,
-# about half: the disaster messages among the partitions' articles).
+# Articles asked per labelling round. The simulated annotation team's brief is its scope: English
+# articles, the four categories the disaster messages are labelled for (the queue holds nothing else);
+# it answers the articles it has labels for (the disaster messages among the partitions' articles).
 ROUND_SIZE = 3000
+SCOPE = ["--categories", ",".join(DISASTER_TAGS), "--languages", "English"]
 
 
 def banner(text: str) -> None:
@@ -178,8 +182,9 @@ def labelling_round(n: int, inbox: Path, fmt: str) -> None:
     """Active learning: export the most informative articles, the simulated annotator answers, import."""
     ext = "jsonl" if fmt == "jsonl" else "json"
     queue, answers = inbox / f"round-{n}-queue.{ext}", inbox / f"round-{n}-answers.{ext}"
-    banner(f"Labelling round {n} ({fmt}): {ROUND_SIZE} articles picked by the production model's doubts")
-    cli("labels", "export", "--n", str(ROUND_SIZE), "--out", str(queue), "--format", fmt, "--seed", str(n))
+    banner(f"Labelling round {n} ({fmt}): {ROUND_SIZE} articles picked by the production model's doubts, "
+           f"in the annotators' scope ({' '.join(SCOPE)})")
+    cli("labels", "export", "--n", str(ROUND_SIZE), "--out", str(queue), "--format", fmt, "--seed", str(n), *SCOPE)
     tool("oracle_annotator", "answer", "--queue", str(queue), "--out", str(answers), "--format", fmt)
     cli("labels", "import", "--file", str(answers), "--format", fmt, "--source", f"oracle-round-{n}")
     cli("labels", "stats")

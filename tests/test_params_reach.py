@@ -154,6 +154,16 @@ def retrain_queue(dag, params, fx) -> Any:
     return out.get("requested", out.get("rows"))
 
 
+def retrain_queue_scope(key: str) -> Callable:
+    """The labelling project's scope the queue task applied (categories or languages)."""
+
+    def observe(dag, params, fx) -> Any:
+        scope = run_task(dag, "export_labelling_queue", params)["scope"][key]
+        return ",".join(scope) if isinstance(scope, list) else scope
+
+    return observe
+
+
 def retrain_params(field: str) -> Callable:
     """For the evaluate stage's settings: the value the stage reads from the typed params."""
 
@@ -219,6 +229,8 @@ CHECKS: dict[str, dict[str, tuple[Any, Callable, dict[str, Any]]]] = {
         "require_approval": (True, retrain_gate, {}),
         "rollback_to": (2, retrain_start, {}),
         "label_queue_size": (7, retrain_queue, {}),
+        "label_queue_categories": ("crime,sports", retrain_queue_scope("categories"), {}),
+        "label_queue_languages": ("English", retrain_queue_scope("languages"), {}),
     },
 }
 

@@ -16,6 +16,8 @@ import argparse
 import json
 import posixpath
 
+from news_signals.labels.sampler import comma_list
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage lines above as written
@@ -32,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--lookback-days", type=int, default=30, help="partitions of the last D days")
     exp.add_argument("--end-date", help="last partition date of the window (default: the newest)")
     exp.add_argument("--no-hybrid", action="store_true", help="skip the hybrid labeller's second opinion")
-    exp.add_argument("--categories", type=_csv, help="the project's scope: only ask about these categories "
+    exp.add_argument("--categories", type=comma_list, help="the project's scope: only ask about these categories "
                      "(comma-separated; default all)")
-    exp.add_argument("--languages", type=_csv, help="the project's scope: only queue articles in these languages "
+    exp.add_argument("--languages", type=comma_list, help="the project's scope: only queue articles in these languages "
                      "(GDELT names or codes, comma-separated, e.g. English or en; default all)")
     stats = sub.add_parser("stats", help="batches, rows, per-category counts, training vs held-out")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,10 +79,6 @@ def _export(args: argparse.Namespace) -> int:
     )
     print(json.dumps(summary, sort_keys=True))
     return 0
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def stats_dict() -> dict:

@@ -244,6 +244,12 @@ def select_for_labelling(
     return out
 
 
+def comma_list(value: str | Sequence[str] | None) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` as a list of non-empty names (None or "" is the empty list)."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [v.strip() for v in items if v.strip()]
+
+
 def scope_categories(categories: Sequence[str] | None) -> list[str]:
     """The project's categories, checked against the taxonomy (None or empty: all of them)."""
     if not categories:
@@ -372,13 +378,15 @@ def export_queue(n: int, out: str, fmt: str = "jsonl", **kw: Any) -> dict[str, A
 def export_queue_stage(params: dict[str, Any], logical_date: Any, storage: Storage | None = None) -> dict[str, Any]:
     """The monthly_retrain task: write ``labels/queue/<date>.jsonl`` and ``<date>.label-studio.json``.
 
-    Params: ``label_queue_size`` (default 100), ``label_queue_seed`` (13), ``lookback_days`` (30);
-    the window ends on the logical date, like the snapshot's.
+    Params: ``label_queue_size`` (default 100), ``label_queue_seed`` (13), ``lookback_days`` (30),
+    ``label_queue_categories`` / ``label_queue_languages`` (comma lists, empty = all); the window
+    ends on the logical date, like the snapshot's.
     """
     from news_signals.labels.store import LABELS_DIR
 
     storage = storage or Storage()
     day = parse_day(logical_date, "logical_date")
+    scope = {k: comma_list(params.get(f"label_queue_{k}")) for k in ("categories", "languages")}
     rows = select_for_labelling(
         int(params.get("label_queue_size", 100)),
         seed=int(params.get("label_queue_seed", 13)),
@@ -386,6 +394,7 @@ def export_queue_stage(params: dict[str, Any], logical_date: Any, storage: Stora
         end_date=day,
         storage=storage,
         use_hybrid=bool(params.get("label_queue_hybrid", True)),
+        **scope,
     )
     base = storage.path(LABELS_DIR, QUEUE_DIR, day)
     jsonl = storage.url(storage.write_bytes(f"{base}.jsonl", render_queue(rows, "jsonl").encode()))
@@ -393,5 +402,6 @@ def export_queue_stage(params: dict[str, Any], logical_date: Any, storage: Stora
     summary = summarise(rows, jsonl)
     summary["label_studio_path"] = studio
     summary["requested"] = int(params.get("label_queue_size", 100))
+    summary["scope"] = {k: v or "all" for k, v in scope.items()}
     log.info("labelling queue for %s: %d articles -> %s and %s", day, len(rows), jsonl, studio)
     return summary
