@@ -41,3 +41,22 @@ def test_heldout_table_says_who_is_ahead_and_agreement_leaves_keywords_out(tmp_p
     assert "candidate-production: +0.1500 [+0.0500, +0.2500]" in table
     agreement = agreement_table(storage)
     assert "keywords" not in agreement and "bootstrap labeller" in agreement and "0.880" in agreement
+
+
+def test_labels_table_names_every_batch_and_says_plainly_when_the_annotator_is_simulated(tmp_path):
+    from news_signals.labels.store import LabelRow, LabelStore
+
+    from tools.oracle_annotator import ORACLE
+    from tools.summary import labels_table
+
+    storage = Storage(str(tmp_path))
+    assert "none" in labels_table(storage)
+    store = LabelStore(storage)
+    store.import_rows([LabelRow("a1", "Flood closes the bridge", {"weather_wet": "flood"}, annotator="ann@team")],
+                      source="team-a")
+    table = labels_table(storage)
+    assert "team-a (jsonl; by ann@team)" in table and "simulated" not in table  # a real team: nothing claimed
+    store.import_rows([LabelRow("a2", "Snow stops trains", {"transportation": "delay"}, annotator=ORACLE)],
+                      source="oracle-round-1")
+    table = labels_table(storage)
+    assert "oracle-round-1" in table and "simulated annotator" in table and "never read" in table

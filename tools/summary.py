@@ -154,11 +154,37 @@ def last_gate_table(storage: Storage) -> str:
     return "\n".join(lines)
 
 
+def labels_table(storage: Storage) -> str:
+    """Where the human labels came from: one line per import batch, and plainly, when they are simulated."""
+    from news_signals.labels.store import LabelStore
+
+    from tools.oracle_annotator import ORACLE
+
+    batches = LabelStore(storage).batches()
+    if not batches:
+        return "  none (import some: python -m news_signals labels import ...)"
+    lines = [
+        f"  {b.batch_id}  {b.rows:>6,} rows  {b.source} ({b.format}; by {', '.join(b.annotators) or 'unknown'})"
+        + (f"; skipped {sum(b.skipped.values()):,}" if b.skipped else "")
+        for b in batches
+    ]
+    if any(ORACLE in b.annotators for b in batches):
+        lines.append(
+            f"  Nobody labelled anything for this demo: {ORACLE} is a simulated annotator that answers from the "
+            "public human labels of the disaster-response messages' train split (English, four categories; "
+            "the data set's validation and test splits are never read)."
+        )
+    return "\n".join(lines)
+
+
 def demo_summary(home: str | None = None, airflow_home: Path | None = None, backfill: Sequence[str] = ()) -> str:
     storage = Storage(home)
     parts = [
         "Daily partitions (articles/):",
         partitions_table(storage, backfill or None),
+        "",
+        "Human labels (labels/ import batches):",
+        labels_table(storage),
         "",
         "Learning curve on the held-out human labels (every labeller and version on the same rows):",
         learning_curve_table(storage),
