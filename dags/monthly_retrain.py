@@ -175,7 +175,7 @@ def _run_context() -> tuple[dict[str, Any], str]:
             "held-out human labels never reach the snapshot either way",
         ),
         "human_weight": Param(
-            2.0, type="number", exclusiveMinimum=0, description="loss weight of a human label (bootstrap: its confidence)"
+            4.0, type="number", exclusiveMinimum=0, description="loss weight of a human label (bootstrap: its confidence)"
         ),
         "heldout_min_rows": Param(
             50,

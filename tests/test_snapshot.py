@@ -236,14 +236,14 @@ def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp
     human = splits[splits["human_categories"] > 0].set_index("article_id")
     assert len(human) == 41 and set(train_part["article_id"]) <= set(human.index)
     assert (human[tag_column("crime")] == "theft").all() and (human[score_column("crime")] < 0).all()
-    assert (human[confidence_column("crime")] == 2.0).all()  # human_weight
+    assert (human[confidence_column("crime")] == 4.0).all()  # human_weight
     # which label is a human's is written per category, and the trainer's reader keeps the human weight
     assert human[human_column("crime")].all() and not human.loc[train_part["article_id"], human_column("sports")].any()
     assert not splits[splits["human_categories"] == 0][[human_column(c) for c in CATEGORIES]].to_numpy().any()
     from news_signals.model.snapshot_io import read_split
 
     read_back = pd.concat(read_split(after.path, s) for s in ("train", "val", "test")).set_index("article_id")
-    assert (read_back.loc[human.index, confidence_column("crime")] == 2.0).all()  # not clipped to 1
+    assert (read_back.loc[human.index, confidence_column("crime")] == 4.0).all()  # not clipped to 1
     assert read_back.loc[human.index, human_column("crime")].all()
     kw = parts.set_index("article_id").loc[train_part["article_id"]]
     # unknown categories keep the bootstrap label, at half its confidence
@@ -252,3 +252,13 @@ def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp
     assert sum(m["rows_per_split"].values()) == 41
     assert m["rows_per_split"]["test"] == 0  # test measures agreement with the bootstrap labels: human rows serve in val
     assert not (read(after, "test")["human_categories"] > 0).any()
+
+
+def test_one_human_weight_default_everywhere():
+    from news_signals.retrain.human_labels import DEFAULT_HUMAN_WEIGHT
+    from news_signals.retrain.pipeline import RetrainParams
+    from news_signals.retrain.snapshot import SnapshotParams
+
+    assert SnapshotParams().human_weight == RetrainParams().human_weight == DEFAULT_HUMAN_WEIGHT > 1.0
+    dag_file = (Path(__file__).resolve().parents[1] / "dags" / "monthly_retrain.py").read_text()
+    assert f'"human_weight": Param(\n            {DEFAULT_HUMAN_WEIGHT},' in dag_file

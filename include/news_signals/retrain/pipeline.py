@@ -55,7 +55,7 @@ class RetrainParams:
     max_label_shift_kl: float = 0.5
     gold_file: str | None = None
     human_labels: bool = True  # training-part human labels override bootstrap labels in the snapshot
-    human_weight: float = 2.0  # their loss weight
+    human_weight: float = 4.0  # their loss weight (human_labels.DEFAULT_HUMAN_WEIGHT)
     heldout_min_rows: int = 50  # labelled held-out rows a category needs to be gated (else reported)
     bootstrap_samples: int = 1000  # resamples for the gate's paired confidence intervals
     force_promote: bool = False

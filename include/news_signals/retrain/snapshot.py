@@ -79,7 +79,7 @@ class SnapshotParams:
     disagreement_threshold: float = 0.6  # |hybrid - keyword score| that counts as a strong disagreement
     sample_size: int | None = None  # keep at most this many rows (stratified), for quick runs
     human_labels: bool = True  # training-part human labels override bootstrap labels (held-out rows always leave)
-    human_weight: float = 2.0  # loss weight of a human label (bootstrap labels weigh their confidence, <= 1)
+    human_weight: float = 4.0  # loss weight of a human label (human_labels.DEFAULT_HUMAN_WEIGHT; bootstrap: its confidence, <= 1)
     llm_fallback: bool = False  # labeller llm: relabel with hybrid (recorded) when the endpoint is down at the start
 
     def __post_init__(self) -> None:
