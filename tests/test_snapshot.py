@@ -259,6 +259,7 @@ def test_one_human_weight_default_everywhere():
     from news_signals.retrain.pipeline import RetrainParams
     from news_signals.retrain.snapshot import SnapshotParams
 
-    assert SnapshotParams().human_weight == RetrainParams().human_weight == DEFAULT_HUMAN_WEIGHT > 1.0
+    assert SnapshotParams(end_date="2026-11-30").human_weight == DEFAULT_HUMAN_WEIGHT > 1.0
+    assert RetrainParams().human_weight == DEFAULT_HUMAN_WEIGHT
     dag_file = (Path(__file__).resolve().parents[1] / "dags" / "monthly_retrain.py").read_text()
     assert f'"human_weight": Param(\n            {DEFAULT_HUMAN_WEIGHT},' in dag_file
