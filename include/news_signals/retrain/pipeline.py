@@ -26,6 +26,7 @@ from typing import Any
 
 from news_signals.core.storage import Storage
 from news_signals.retrain.gate import GateThresholds
+from news_signals.retrain.human_labels import DEFAULT_HUMAN_WEIGHT
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class RetrainParams:
     max_label_shift_kl: float = 0.5
     gold_file: str | None = None
     human_labels: bool = True  # training-part human labels override bootstrap labels in the snapshot
-    human_weight: float = 4.0  # their loss weight (human_labels.DEFAULT_HUMAN_WEIGHT)
+    human_weight: float = DEFAULT_HUMAN_WEIGHT  # their loss weight
     heldout_min_rows: int = 50  # labelled held-out rows a category needs to be gated (else reported)
     bootstrap_samples: int = 1000  # resamples for the gate's paired confidence intervals
     force_promote: bool = False

@@ -42,6 +42,7 @@ from news_signals.core.taxonomy import (
 )
 from news_signals.core.text import article_text, normalise_title
 from news_signals.retrain import human_labels
+from news_signals.retrain.human_labels import DEFAULT_HUMAN_WEIGHT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,7 @@ class SnapshotParams:
     disagreement_threshold: float = 0.6  # |hybrid - keyword score| that counts as a strong disagreement
     sample_size: int | None = None  # keep at most this many rows (stratified), for quick runs
     human_labels: bool = True  # training-part human labels override bootstrap labels (held-out rows always leave)
-    human_weight: float = 4.0  # loss weight of a human label (human_labels.DEFAULT_HUMAN_WEIGHT; bootstrap: its confidence, <= 1)
+    human_weight: float = DEFAULT_HUMAN_WEIGHT  # loss weight of a human label (bootstrap: its confidence, <= 1)
     llm_fallback: bool = False  # labeller llm: relabel with hybrid (recorded) when the endpoint is down at the start
 
     def __post_init__(self) -> None:
