@@ -6,8 +6,9 @@
 2. the daily DAG runs for yesterday (its scheduled run) and `airflow backfill create` fills the
    7 days before it; each partition triggers the feature pipeline (keyword fallback: no model
    yet, and it says so);
-3. human labels: the held-out part of the disaster messages' development split is imported into the
-   labels store (`labels import`): the evaluation set the gate trusts;
+3. human labels: the held-out and calibration parts of the disaster messages' development split are
+   imported into the labels store (`labels import`): the evaluation set the gate trusts, and a
+   random sample the trainer tunes its presence thresholds on (never its weights);
 4. `monthly_retrain` by hand (via `airflow dags test`, to choose its Params): no human training labels
    yet, so the model learns from the hybrid labeller alone; judged on the held-out human labels;
 5. labelling round 1: `labels export` picks the most informative articles (active learning), a
@@ -130,9 +131,9 @@ def main() -> int:
         # The retrains run with `airflow dags test` so the demo can choose their Params (a
         # scheduled run takes the defaults, sized for a GPU worker); the runs land in the UI too.
         inbox = home / "labels-inbox"
-        banner("Human labels: the held-out evaluation set (disaster messages' development split)")
-        seed = inbox / "heldout-seed.jsonl"
-        tool("oracle_annotator", "seed-heldout", "--out", str(seed))
+        banner("Human labels: the held-out evaluation set and the calibration sample (disaster messages' development split)")
+        seed = inbox / "seed.jsonl"
+        tool("oracle_annotator", "seed", "--parts", "heldout,calibration", "--out", str(seed))
         cli("labels", "import", "--file", str(seed), "--source", "disaster_messages:train/news")
 
         for n, label in enumerate(("no human training labels", "round-1 labels", "round-2 labels")):

@@ -95,3 +95,17 @@ def test_missing_package_is_a_clear_error():
 def test_unknown_source_is_rejected():
     with pytest.raises(ValueError, match="unknown corpus source"):
         load_texts(("wikipedia",))
+
+
+def test_the_seeded_disaster_labels_fall_into_disjoint_parts_of_the_label_split():
+    """The development split seeds the held-out and calibration parts; the oracle answers the rest."""
+    from news_signals.labels.sources import disaster_label_rows
+    from news_signals.labels.split import part_of
+
+    every = {r.article_id for r in disaster_label_rows("all", limit=600)}
+    parts = {p: {r.article_id for r in disaster_label_rows(p, limit=600)} for p in ("heldout", "calibration", "training")}
+    assert all(part_of(a) == p for p, ids in parts.items() for a in ids)
+    assert set().union(*parts.values()) == every and sum(map(len, parts.values())) == len(every)
+    assert 0.05 < len(parts["calibration"]) / len(every) < 0.15
+    with pytest.raises(ValueError, match="choose one of"):
+        disaster_label_rows("validation")

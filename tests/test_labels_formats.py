@@ -239,6 +239,11 @@ def test_labels_stats_counts_training_and_heldout(ns_home, tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert (s["batches"], s["articles"], s["training"] + s["heldout"]) == (1, 20, 20)
     assert 0 < s["heldout"] < 20
+    from news_signals.labels.split import part_of
+    from news_signals.labels.store import text_article_id
+
+    expected_calibration = sum(part_of(text_article_id(f"Headline number {i}")) == "calibration" for i in range(20))
+    assert s["calibration"] == expected_calibration and s["calibration"] <= s["training"]
     assert s["per_category"]["crime"] == {"labelled": 10, "absent": 10, "unknown": 0}
     assert s["per_category"]["sports"] == {"labelled": 0, "absent": 0, "unknown": 20}
     t, h = s["per_category_training"]["crime"], s["per_category_heldout"]["crime"]

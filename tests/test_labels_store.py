@@ -9,8 +9,22 @@ import pytest
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import CATEGORIES
 from news_signals.core.text import article_id
-from news_signals.labels.split import HELDOUT_FRACTION, heldout_point, is_heldout
-from news_signals.labels.store import LabelError, LabelRow, LabelStore, split, text_article_id
+from news_signals.labels.split import (
+    CALIBRATION_FRACTION,
+    HELDOUT_FRACTION,
+    heldout_point,
+    is_calibration,
+    is_heldout,
+    part_of,
+)
+from news_signals.labels.store import (
+    LabelError,
+    LabelRow,
+    LabelStore,
+    calibration_mask,
+    split,
+    text_article_id,
+)
 
 
 def store_files(home) -> list[str]:
@@ -35,6 +49,36 @@ def test_split_is_a_fixed_salted_hash_with_the_documented_fraction():
     assert {a for a in ids if is_heldout(a)} <= {a for a in ids if is_heldout(a, 0.5)}
     with pytest.raises(ValueError, match="fraction"):
         is_heldout("x", 1.5)
+
+
+def test_the_calibration_part_is_the_bucket_above_the_heldout_one_and_moves_nothing_out_of_it():
+    ids = [article_id(f"https://news.example/{i}", "a headline") for i in range(10_000)]
+    parts = [part_of(a) for a in ids]
+    # the held-out part is exactly what it was before the calibration part existed
+    assert [p == "heldout" for p in parts] == [is_heldout(a) for a in ids]
+    assert [p == "calibration" for p in parts] == [is_calibration(a) for a in ids]
+    assert CALIBRATION_FRACTION == 0.1 and abs(parts.count("calibration") / len(ids) - 0.1) < 0.01
+    assert abs(parts.count("training") / len(ids) - 0.6) < 0.015
+    for a, p in zip(ids[:200], parts[:200], strict=True):
+        point = heldout_point(a)
+        assert p == ("heldout" if point < 0.3 else "calibration" if point < 0.4 else "training")
+
+
+def test_calibration_mask_follows_the_id_and_a_shared_text(ns_home):
+    ids = [f"{i:016x}" for i in range(400)]
+    cal_id = next(a for a in ids if part_of(a) == "calibration")
+    train_id, other_id = [a for a in ids if part_of(a) == "training"][:2]
+    store = LabelStore(Storage(str(ns_home)))
+    store.import_rows([row(cal_id, "Snow closes the pass", weather_temp="cold")], source="a")
+    store.import_rows(
+        [row(train_id, "Snow closes the pass!", weather_temp="cold"), row(other_id, "Police arrest two", crime="police")],
+        source="b",
+    )
+    training, held = split(store.current())
+    assert held.empty
+    mask = dict(zip(training["article_id"], calibration_mask(training), strict=True))
+    # the syndicated copy of a calibration article is calibration too: it must not train the weights
+    assert mask == {cal_id: True, train_id: True, other_id: False}
 
 
 def test_split_sends_a_shared_text_to_the_heldout_side(ns_home):

@@ -254,6 +254,39 @@ def test_human_labels_override_per_category_never_leak_and_survive_balancing(tmp
     assert not (read(after, "test")["human_categories"] > 0).any()
 
 
+def test_calibration_rows_reach_val_only_and_every_other_human_row_trains(tmp_path):
+    """The calibration part sets the thresholds (val), never the weights; active-learning rows train."""
+    from news_signals.labels.split import part_of
+    from news_signals.labels.store import LabelRow, LabelStore, text_article_id
+    from news_signals.retrain.snapshot import build_snapshot
+
+    storage = Storage(str(tmp_path / "home"))
+    write_daily_partitions(storage)
+    parts = pd.concat(storage.read_parquet(storage.partition_file(d)) for d in storage.partition_dates())
+    parts = parts.drop_duplicates("title")
+    side = parts["article_id"].map(part_of)
+    calibration, training = parts[side == "calibration"].head(25), parts[side == "training"].head(60)
+    rows = [LabelRow(r.article_id, r.title, {"crime": "theft"}, annotator="ann") for r in calibration.itertuples()]
+    rows += [LabelRow(r.article_id, r.title, {"crime": ""}, annotator="ann") for r in training.itertuples()]
+    # a calibration article in no partition joins the snapshot as an extra row, in val
+    extra = next(
+        t for t in (f"Thieves took scooter number {i} from the harbour, police said" for i in range(200))
+        if part_of(text_article_id(t)) == "calibration"
+    )
+    rows.append(LabelRow(text_article_id(extra), extra, {"crime": "theft"}, annotator="ann"))
+    LabelStore(storage).import_rows(rows, source="test")
+
+    snap = build_snapshot(params(), storage)
+    human = {s: read(snap, s).query("human_categories > 0") for s in ("train", "val", "test")}
+    assert set(human["val"]["article_id"]) == set(calibration["article_id"]) | {text_article_id(extra)}
+    assert set(human["train"]["article_id"]) == set(training["article_id"])
+    assert human["test"].empty
+    assert snap.manifest["human_labels"]["rows_per_split"] == {"train": 60, "val": 26, "test": 0}
+    # no article is in two splits after the routing
+    ids = pd.concat(read(snap, s)["article_id"] for s in ("train", "val", "test"))
+    assert ids.is_unique
+
+
 def test_one_human_weight_default_everywhere():
     from news_signals.retrain.human_labels import DEFAULT_HUMAN_WEIGHT
     from news_signals.retrain.pipeline import RetrainParams

@@ -6,7 +6,7 @@ the public human labels of the disaster-response messages' ``train`` split (neve
 other category it leaves unknown. Queue rows whose text it does not know are skipped (JSONL) or
 cancelled (Label Studio), as a real annotator would skip an article outside their brief.
 
-    python -m tools.oracle_annotator seed-heldout --out heldout.jsonl
+    python -m tools.oracle_annotator seed --parts heldout,calibration --out seed.jsonl
     python -m tools.oracle_annotator answer --queue queue.jsonl --out answers.jsonl [--format label-studio]
 """
 
@@ -32,11 +32,13 @@ def answer_key() -> dict[str, dict[str, str | None]]:
     return {normalise_title(r.text): r.labels for r in disaster_label_rows("all")}
 
 
-def seed_heldout(out: Path) -> int:
-    """The held-out part of the development split as annotator JSONL (the gate's evaluation seed)."""
+def seed(out: Path, parts: Iterable[str] = ("heldout", "calibration")) -> int:
+    """Parts of the development split as annotator JSONL: by default the held-out part (the gate's
+    evaluation set) and the calibration part (a random sample the trainer tunes thresholds on)."""
     rows = [
         {"article_id": r.article_id, "text": r.text, "labels": _known(r.labels)}
-        for r in disaster_label_rows("heldout")
+        for part in parts
+        for r in disaster_label_rows(part)
     ]
     _write_jsonl(out, rows)
     return len(rows)
@@ -104,15 +106,17 @@ def _write_jsonl(out: Path, rows: Iterable[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.oracle_annotator", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    seed = sub.add_parser("seed-heldout", help="the development split's held-out part as JSONL")
-    seed.add_argument("--out", type=Path, required=True)
+    seeder = sub.add_parser("seed", help="parts of the development split (labels.split) as JSONL")
+    seeder.add_argument("--out", type=Path, required=True)
+    seeder.add_argument("--parts", default="heldout,calibration", help="comma-separated: heldout, calibration, training")
     ans = sub.add_parser("answer", help="answer an exported labelling queue")
     ans.add_argument("--queue", type=Path, required=True)
     ans.add_argument("--out", type=Path, required=True)
     ans.add_argument("--format", choices=("jsonl", "label-studio"), default="jsonl")
     args = parser.parse_args(argv)
-    if args.cmd == "seed-heldout":
-        print(json.dumps({"rows": seed_heldout(args.out), "out": str(args.out)}))
+    if args.cmd == "seed":
+        parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+        print(json.dumps({"rows": seed(args.out, parts), "parts": parts, "out": str(args.out)}))
     else:
         print(json.dumps(answer(args.queue, args.out, args.format)))
     return 0

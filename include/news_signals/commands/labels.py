@@ -83,7 +83,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def stats_dict() -> dict:
     """What ``labels stats`` prints: batches, rows and per-category counts, overall and per split."""
-    from news_signals.labels.store import LabelStore, category_counts, split
+    from news_signals.labels.store import LabelStore, calibration_mask, category_counts, split
 
     store = LabelStore()
     batches = store.batches()
@@ -96,6 +96,7 @@ def stats_dict() -> dict:
         "batch_rows": sum(b.rows for b in batches),
         "articles": len(current),
         "training": len(training),
+        "calibration": int(calibration_mask(training).sum()),  # of the training part: thresholds only
         "heldout": len(held),
         "per_category": counts(current),
         "per_category_training": counts(training),
@@ -113,7 +114,7 @@ def _stats(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{s['batches']} batches ({s['batch_rows']} rows), {s['articles']} articles: "
-        f"{s['training']} training, {s['heldout']} held out"
+        f"{s['training']} training (of which {s['calibration']} calibration), {s['heldout']} held out"
     )
     print(f"{'category':<15} {'present':>8} {'absent':>7} {'unknown':>8}   {'train known':>11} {'held-out known':>14}")
     for c in CATEGORIES:

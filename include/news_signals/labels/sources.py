@@ -3,8 +3,8 @@
 The disaster messages (Figure Eight / Appen, ``split == "train"``, ``genre == "news"``; the
 ``validation`` and ``test`` splits are never read) are human-labelled for four of our categories.
 They enter the project like any annotator's batch: as rows of the labels store, split by
-``article_id`` hash into a training and a held-out part. The other five categories are unknown
-in these rows, never "absent".
+``article_id`` hash into a held-out, a calibration and a training part (``labels.split``). The
+other five categories are unknown in these rows, never "absent".
 
 A disaster label says *that* a category is present, not which of our tags applies, so the tag is
 the keyword labeller's when it names one the human label allows, else the label's own tag
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from news_signals.core.taxonomy import ABSENT, TAGS
-from news_signals.labels.split import is_heldout
+from news_signals.labels.split import part_of
 from news_signals.labels.store import LabelRow, text_article_id
 
 DISASTER_SOURCE = "disaster_messages:train/news"
@@ -27,11 +27,11 @@ DISASTER_TAGS: dict[str, dict[str, str]] = {
     "weather_temp": {"cold": "cold"},
     "transportation": {"transport": "traffic"},
 }
-PARTS = ("all", "heldout", "training")
+PARTS = ("all", "heldout", "calibration", "training")
 
 
 def disaster_label_rows(part: str = "all", limit: int | None = None) -> list[LabelRow]:
-    """The development split as label rows; ``part`` keeps only the held-out or the training part."""
+    """The development split as label rows; ``part`` keeps one part of ``labels.split`` (or all)."""
     from news_signals.corpus import disaster_train_news
     from news_signals.labelling.keywords import KeywordLabeller
 
@@ -48,7 +48,7 @@ def disaster_label_rows(part: str = "all", limit: int | None = None) -> list[Lab
     rows = []
     for text, kw, (_, rec) in zip(texts, keyword, df.iterrows(), strict=True):
         aid = text_article_id(text)
-        if part != "all" and is_heldout(aid) != (part == "heldout"):
+        if part != "all" and part_of(aid) != part:
             continue
         rows.append(LabelRow(aid, text, disaster_labels(rec, kw), annotator="figure-eight"))
     return rows

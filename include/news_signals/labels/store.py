@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from news_signals.core.storage import Storage
 from news_signals.core.taxonomy import ABSENT, CATEGORIES, taxonomy_fingerprint
 from news_signals.core.text import article_id, normalise_title
-from news_signals.labels.split import is_heldout
+from news_signals.labels.split import is_calibration, is_heldout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,6 +224,18 @@ def split(current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     held_ids = current["article_id"].astype(str).map(is_heldout)
     held = held_ids | norm.isin(set(norm[held_ids]))
     return current[~held].reset_index(drop=True), current[held].reset_index(drop=True)
+
+
+def calibration_mask(training: pd.DataFrame) -> pd.Series:
+    """Which rows of the training part (:func:`split`) are calibration rows (``labels.split``):
+    by ``article_id``, and any article whose normalised text equals a calibration article's."""
+    import pandas as pd
+
+    if training.empty:
+        return pd.Series(False, index=training.index, dtype=bool)
+    norm = training["text"].astype(str).map(normalise_title)
+    by_id = training["article_id"].astype(str).map(is_calibration).astype(bool)
+    return by_id | norm.isin(set(norm[by_id]))
 
 
 # ---- batch assembly -------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ Where the validation split holds enough human-labelled rows of a category, its t
 on those rows alone: the bootstrap labels are the teacher's definition of the category, the human
 labels are the one the product is judged by (the gate scores held-out human labels), and a
 threshold is exactly where the two disagree most (e.g. humans call fewer texts "emergencies").
+The snapshot puts only the *calibration* part of the human labels in validation (``labels.split``):
+a random sample, because a threshold follows the mix of the rows it is tuned on.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ partitions join the snapshot as extra rows: a correction is never wasted.
 
 Held-out articles (``labels.split``) are removed from every split, matched by ``article_id`` and
 by normalised text, so the same headline syndicated under another URL cannot leak either.
+Calibration articles keep their human labels but go to the validation split only
+(``snapshot.route_human_rows``): they set the presence thresholds, never the weights.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class HumanLabels:
     heldout_texts: set[str] = field(default_factory=set)
     fingerprint: str = "none"  # changes whenever the labels change, so the snapshot id does too
     batches: list[str] = field(default_factory=list)
+    calibration_ids: set[str] = field(default_factory=set)  # training-part rows kept for thresholds
+    calibration_texts: set[str] = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
@@ -58,7 +62,7 @@ def load(storage: Storage | None = None) -> HumanLabels:
     """Split the store's current labels into the training part and the held-out keys."""
     import pandas as pd
 
-    from news_signals.labels.store import LabelStore, split
+    from news_signals.labels.store import LabelStore, calibration_mask, split
 
     store = LabelStore(storage)
     batches = store.batches()
@@ -67,12 +71,15 @@ def load(storage: Storage | None = None) -> HumanLabels:
         return HumanLabels(pd.DataFrame(columns=["article_id", "text", *CATEGORIES]))
     training, held = split(current)
     fp = hashlib.sha256("|".join(b.sha256 for b in batches).encode()).hexdigest()[:12]
+    calibration = training[calibration_mask(training)]
     return HumanLabels(
         training.reset_index(drop=True),
         set(held["article_id"].astype(str)),
         {normalise_title(t) for t in held["text"].astype(str)},
         fp,
         [b.batch_id for b in batches],
+        set(calibration["article_id"].astype(str)),
+        {normalise_title(t) for t in calibration["text"].astype(str)},
     )
 
 
@@ -80,6 +87,13 @@ def is_heldout_row(article_ids: pd.Series, texts: pd.Series, labels: HumanLabels
     """True where the row is a held-out article (by id or by normalised text)."""
     by_id = article_ids.astype(str).isin(labels.heldout_ids)
     by_text = texts.astype(str).map(normalise_title).isin(labels.heldout_texts)
+    return by_id | by_text
+
+
+def is_calibration_row(article_ids: pd.Series, texts: pd.Series, labels: HumanLabels) -> pd.Series:
+    """True where the row is a calibration article (by id or by normalised text)."""
+    by_id = article_ids.astype(str).isin(labels.calibration_ids)
+    by_text = texts.astype(str).map(normalise_title).isin(labels.calibration_texts)
     return by_id | by_text
 
 

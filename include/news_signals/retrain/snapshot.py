@@ -215,23 +215,34 @@ def stratified_split(df: pd.DataFrame, params: SnapshotParams) -> dict[str, pd.D
     return {k: v.sort_values("article_id").reset_index(drop=True) for k, v in parts.items()}
 
 
-def human_rows_out_of_test(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Move human-labelled rows from test to val.
+def route_human_rows(splits: dict[str, pd.DataFrame], human: human_labels.HumanLabels) -> dict[str, pd.DataFrame]:
+    """Calibration rows to val, every other human-labelled row to train, none in test.
 
-    The test split measures agreement with the bootstrap labeller (quality is measured on the
-    held-out human labels, which never enter a snapshot); a human row there counts for neither.
-    In val it helps set the presence thresholds on human labels (model.thresholds).
+    Calibration rows (``labels.split``: a random bucket of human labels) are where the trainer tunes
+    its presence thresholds (model.thresholds: val's human rows), so they must not train the weights
+    and val must hold no other human rows: the active-learning rows are the articles the model was
+    least sure of, and thresholds tuned on them did not fit held-out news (docs/DEMO.md). Those rows
+    train instead, none wasted in val. The test split measures agreement with the bootstrap labeller
+    (quality is measured on the held-out human labels, which never enter a snapshot).
     """
     import pandas as pd
 
-    test = splits["test"]
-    if human_labels.HUMAN_COLUMN not in test.columns:
+    if human_labels.HUMAN_COLUMN not in splits["train"].columns:
         return splits
-    human = test[human_labels.HUMAN_COLUMN] > 0
-    if not human.any():
-        return splits
-    val = pd.concat([splits["val"], test[human]]).sort_values("article_id").reset_index(drop=True)
-    return {**splits, "val": val, "test": test[~human].reset_index(drop=True)}
+    to_train, to_val, stay = [], [], {}
+    for name, frame in splits.items():
+        is_human = frame[human_labels.HUMAN_COLUMN] > 0
+        key = frame["_norm"] if "_norm" in frame.columns else frame["text"]  # the key `apply` matched on
+        calibration = is_human & human_labels.is_calibration_row(frame["article_id"], key, human)
+        to_train.append(frame[is_human & ~calibration])
+        to_val.append(frame[calibration])
+        stay[name] = frame[~is_human]
+    out = {
+        "train": pd.concat([stay["train"], *to_train]),
+        "val": pd.concat([stay["val"], *to_val]),
+        "test": stay["test"],
+    }
+    return {k: v.sort_values("article_id", kind="stable").reset_index(drop=True) for k, v in out.items()}
 
 
 def _per_class_split(df: pd.DataFrame, params: SnapshotParams) -> dict[str, pd.DataFrame]:
@@ -346,7 +357,7 @@ def build_snapshot(params: SnapshotParams, storage: Storage | None = None) -> Sn
         df = pd.concat([rest, df[is_human]]).reset_index(drop=True)
         stats["sampled_out"] = before - len(df)
     warnings = _check_min_rows(df, params, dates)
-    splits = human_rows_out_of_test(stratified_split(df, params))
+    splits = route_human_rows(stratified_split(df, params), human)
     splits["train"], stats["balanced_out"] = _balance(splits["train"], params)
     stats["rows"] = sum(len(s) for s in splits.values())
 
