@@ -57,6 +57,9 @@ def test_labels_table_names_every_batch_and_says_plainly_when_the_annotator_is_s
     table = labels_table(storage)
     assert "team-a (jsonl; by ann@team)" in table and "simulated" not in table  # a real team: nothing claimed
     store.import_rows([LabelRow("a2", "Snow stops trains", {"transportation": "delay"}, annotator=ORACLE)],
-                      source="oracle-round-1")
+                      source="oracle-round-1", fmt="label-studio",
+                      skipped={"cancelled_annotations": 3, "tasks_without_annotations": 3})
     table = labels_table(storage)
     assert "oracle-round-1" in table and "simulated annotator" in table and "never read" in table
+    # each reason once, never summed: a task whose one annotation was cancelled is not two skips
+    assert "3 cancelled annotations, 3 tasks without annotations" in table and "skipped 6" not in table

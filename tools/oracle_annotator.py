@@ -36,7 +36,7 @@ def seed(out: Path, parts: Iterable[str] = ("heldout", "calibration")) -> int:
     """Parts of the development split as annotator JSONL: by default the held-out part (the gate's
     evaluation set) and the calibration part (a random sample the trainer tunes thresholds on)."""
     rows = [
-        {"article_id": r.article_id, "text": r.text, "labels": _known(r.labels)}
+        {"article_id": r.article_id, "text": r.text, "labels": _known(r.labels), "annotator": r.annotator}
         for part in parts
         for r in disaster_label_rows(part)
     ]
@@ -57,7 +57,8 @@ def answer(queue: Path, out: Path, fmt: str = "jsonl") -> dict[str, int]:
         for t in tasks:
             labels = key.get(normalise_title(t["text"]))
             if labels is not None:
-                rows.append({"article_id": t["article_id"], "text": t["text"], "labels": _known(labels)})
+                rows.append({"article_id": t["article_id"], "text": t["text"], "labels": _known(labels),
+                             "annotator": ORACLE})
         _write_jsonl(out, rows)
         return {"answered": len(rows), "skipped": len(tasks) - len(rows)}
     if fmt == "label-studio":

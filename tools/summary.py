@@ -165,7 +165,7 @@ def labels_table(storage: Storage) -> str:
         return "  none (import some: python -m news_signals labels import ...)"
     lines = [
         f"  {b.batch_id}  {b.rows:>6,} rows  {b.source} ({b.format}; by {', '.join(b.annotators) or 'unknown'})"
-        + (f"; skipped {sum(b.skipped.values()):,}" if b.skipped else "")
+        + ("; " + ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in sorted(b.skipped.items())) if b.skipped else "")
         for b in batches
     ]
     if any(ORACLE in b.annotators for b in batches):
