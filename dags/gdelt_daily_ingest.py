@@ -155,7 +155,7 @@ def gdelt_daily_ingest() -> None:
         `validation.json` and `summary.txt` are in `quarantine/date=YYYY-MM-DD/`. Not retried.""",
     )
     def validate(labelled: dict[str, Any]) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
         from news_signals.daily.pipeline import validate_stage
         from news_signals.daily.validation import BatchLimits, BatchValidationError
 

@@ -56,7 +56,7 @@ PLAN = "{{ ti.xcom_pull(task_ids='choose_trainer', key='plan')"
 
 def _fail_fast(exc: Exception) -> Exception:
     """Bad data or bad Params will not get better on retry."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     return AirflowFailException(str(exc))
 

@@ -39,7 +39,7 @@ DAILY_ARTICLES = Asset(name=DAILY_ARTICLES_ASSET_NAME, uri=DAILY_ARTICLES_ASSET_
 
 def _fail_fast(exc: Exception) -> Exception:
     """Deterministic problems (bad Param, missing partition, required model absent) must not be retried."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     return AirflowFailException(str(exc))
 

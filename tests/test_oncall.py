@@ -176,7 +176,7 @@ def test_no_webhook_configured(ns_home, monkeypatch, caplog):
 
 def _wrapped(exc: BaseException) -> BaseException:
     """How the DAGs fail fast: AirflowFailException(str(exc)) raised from the real error."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     try:
         raise AirflowFailException(str(exc)) from exc
