@@ -83,6 +83,7 @@ def save_artifact(
     train_config: Mapping[str, Any] | None = None,
     presence_thresholds: Mapping[str, float] | None = None,
     languages: Sequence[str] | None = None,
+    presence_keyword_blend: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the artifact to a temporary sibling directory, then swap it into ``out_dir``.
 
@@ -121,6 +122,9 @@ def save_artifact(
             # P(category present) above which a category counts as present (tuned on validation data);
             # absent for older artifacts, which use the argmax of the tag head.
             "presence_thresholds": {c: float(t) for c, t in (presence_thresholds or {}).items()},
+            # per category, the weight of the keyword labeller's strength blended into P(present)
+            # before its threshold (model.decoder); absent or {} = the model's own P(present)
+            "presence_keyword_blend": {c: float(w) for c, w in (presence_keyword_blend or {}).items()},
             # languages the model was trained for; other languages are classified by keywords ([] = all)
             "languages": sorted(languages or []),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -41,7 +41,7 @@ from news_signals.model.artifact import (
     manifest_hash,
 )
 from news_signals.model.bf16 import Bf16Engine, native_bf16
-from news_signals.model.decoder import Decoder
+from news_signals.model.decoder import Decoder, keyword_strength
 from news_signals.model.predictor import Prediction, Predictor, TorchEngine, length_batches
 from news_signals.model.routing import LanguageRouter
 
@@ -273,8 +273,12 @@ class ModelClassifier:
         return length_batches(self.tokenizer, texts, self.max_length, size)
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> Prediction:
-        """Scores and tag probabilities (no language routing); batches of similar length."""
-        return self.predictor.predict(texts, batch_size)
+        """Scores and tag probabilities (no language routing); batches of similar length. When the
+        model blends keyword evidence into P(present), the keyword strengths come with it."""
+        pred = self.predictor.predict(texts, batch_size)
+        if self.decoder.keyword_blend:
+            pred.keyword_strength = keyword_strength(texts, self.decoder.categories, self.router.keywords)
+        return pred
 
     def to_signals(self, pred: Prediction) -> list[Signals]:
         return self.decoder.to_signals(pred)
@@ -304,10 +308,10 @@ class ModelClassifier:
 
     def _model_signals(self, texts: list[str]) -> tuple[list[Signals], np.ndarray]:
         pred = self.predict(texts)
-        return self.to_signals(pred), pred.presence()
+        return self.to_signals(pred), self.decoder.presence(pred)
 
     def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Per text, the k categories most likely present with P(present), best first."""
-        presence = self.predict(texts).presence()
+        presence = self.decoder.presence(self.predict(texts))
         order = np.argsort(-presence, axis=1, kind="stable")[:, :k]
         return [[(self.categories[j], float(presence[i, j])) for j in row] for i, row in enumerate(order)]

@@ -23,6 +23,8 @@ class Prediction:
 
     scores: np.ndarray  # [n, n_categories] in [-1, 1]
     tag_probs: dict[str, np.ndarray]  # category -> [n, len(vocabulary)]
+    # the keyword labeller's evidence strength [n, n_categories] in [0, 1], when the decoder blends it in
+    keyword_strength: np.ndarray | None = None
 
     def presence(self) -> np.ndarray:
         """P(category present) = 1 - P(tag == absent), [n, n_categories]; ranks categories."""

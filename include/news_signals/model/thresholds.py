@@ -85,3 +85,53 @@ def tune_presence_thresholds_human_first(
             out[c] = everywhere[c]
             sources[c] = f"bootstrap: {len(rows)} rows ({n_present} human positives < {min_human_positives})"
     return out, sources
+
+
+BLEND_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5)  # the model keeps at least half the say
+# A blend is kept only where the human rows can tell: at least 50 positives (with fewer, one row moves
+# F1 by 0.01-0.02) and an F1 gain of 0.02 over the model alone. Measured on the 2026-12-06 demo's
+# calibration rows: smaller gains (weather_temp +0.015 on 46 positives) did not hold on held-out rows.
+MIN_BLEND_GAIN = 0.02
+MIN_BLEND_POSITIVES = 50
+
+
+def tune_keyword_blend(
+    presence: np.ndarray,
+    keyword: np.ndarray,
+    gold_present: np.ndarray,
+    human_known: np.ndarray,
+    categories: Sequence[str],
+    thresholds: dict[str, float],
+    sources: dict[str, str],
+    weights: Sequence[float] = BLEND_WEIGHTS,
+    min_gain: float = MIN_BLEND_GAIN,
+    min_positives: int = MIN_BLEND_POSITIVES,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per category tuned on human rows, the keyword weight ``w`` and threshold that maximise F1 of
+    ``(1 - w) * presence + w * keyword`` there; kept only with ``min_positives`` human positives and
+    an F1 ``min_gain`` over the model alone.
+    Returns ``(thresholds, {category: w})`` (thresholds updated where a blend was kept)."""
+    presence = np.asarray(presence, dtype=np.float64)
+    keyword = np.asarray(keyword, dtype=np.float64)
+    gold_present = np.asarray(gold_present, dtype=bool)
+    human_known = np.asarray(human_known, dtype=bool)
+    if not presence.shape == keyword.shape == gold_present.shape == human_known.shape:
+        raise ValueError(f"presence {presence.shape}, keyword {keyword.shape}, gold and human_known must match")
+    out, blend = dict(thresholds), {}
+    for j, c in enumerate(categories):
+        if c not in thresholds or not sources.get(c, "").startswith("human"):
+            continue
+        rows = human_known[:, j]
+        gold = gold_present[rows, j]
+        if int(gold.sum()) < min_positives:
+            continue
+        alone = f1_curve(presence[rows, j], gold)
+        best_f1, best = float(alone[np.argmin(np.abs(GRID - thresholds[c]))]), None
+        for w in weights:
+            curve = f1_curve((1.0 - w) * presence[rows, j] + w * keyword[rows, j], gold)
+            k = int(np.argmax(curve))
+            if curve[k] >= best_f1 + min_gain and (best is None or curve[k] > best[0]):
+                best = (float(curve[k]), float(w), float(GRID[k]))
+        if best is not None:
+            blend[c], out[c] = best[1], best[2]
+    return out, blend

@@ -388,13 +388,16 @@ def train(
             log.warning("ignoring checkpoint %s: it belongs to a different snapshot, base model or config", last_file)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-    def evaluate_split(split: str, thresholds: dict[str, float] | None = None, raw: bool = False) -> Any:
+    def evaluate_split(
+        split: str, thresholds: dict[str, float] | None = None, raw: bool = False, blend: dict[str, float] | None = None
+    ) -> Any:
         """Metrics through the same code path as `news_signals evaluate` (plus loss for the curve)."""
         manifest = {
             "categories": list(CATEGORIES),
             "vocabularies": {c: list(v) for c, v in model.vocabularies.items()},
             "max_length": config.max_length,
             "presence_thresholds": thresholds or {},
+            "presence_keyword_blend": blend or {},
         }
         clf = ModelClassifier(LoadedArtifact(model, tokenizer, manifest, out_dir), batch_size=64, device=str(device))
         pred = clf.predict(list(splits[split]["text"]))
@@ -515,16 +518,17 @@ def train(
     if best_file.is_file():
         _load_weights(model, best_file)
     model.eval()
-    thresholds, threshold_sources = _tune_thresholds(evaluate_split, splits["val"])
+    thresholds, threshold_sources, blend = _tune_thresholds(evaluate_split, splits["val"])
     metrics: dict[str, Any] = {
         "best_epoch": state["best_epoch"],
         "val_macro_f1": state["best_f1"],
         "presence_thresholds_tuned_on": threshold_sources,
+        "presence_keyword_blend": blend,
     }
-    val = evaluate_split("val", thresholds)
+    val = evaluate_split("val", thresholds, blend=blend)
     metrics["val"] = {k: v for k, v in val.items() if k != "counts"}
     if "test" in splits:
-        test = evaluate_split("test", thresholds)
+        test = evaluate_split("test", thresholds, blend=blend)
         metrics["test"] = {k: v for k, v in test.items() if k != "counts"}
         metrics["test_macro_f1"] = test["macro_f1"]
     elapsed = time.perf_counter() - train_start
@@ -545,7 +549,7 @@ def train(
         model.cpu(), tokenizer, out_dir,
         model_name=config.model_name, base_model=base_model, max_length=config.max_length,
         snapshot_id=snap_id, metrics=metrics, extra_files=extra, train_config=asdict(config),
-        presence_thresholds=thresholds, languages=list(config.languages),
+        presence_thresholds=thresholds, languages=list(config.languages), presence_keyword_blend=blend,
     )
     return out_dir
 
@@ -566,23 +570,28 @@ def _only_languages(df: Any, split: str, languages: Sequence[str]) -> Any:
     return out
 
 
-def _tune_thresholds(evaluate_split: Any, val: Any) -> tuple[dict[str, float], dict[str, str]]:
+def _tune_thresholds(evaluate_split: Any, val: Any) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
     """Per-category P(present) thresholds that maximise validation F1, on human labels where the
-    validation split has enough of them (see thresholds.py); also what each was tuned on."""
+    validation split has enough of them (see thresholds.py); what each was tuned on; and, where it
+    helps on those human rows, the keyword labeller's weight blended into P(present) (model.decoder)."""
     import numpy as np
 
-    from news_signals.model.thresholds import tune_presence_thresholds_human_first
+    from news_signals.model.decoder import keyword_strength
+    from news_signals.model.thresholds import tune_keyword_blend, tune_presence_thresholds_human_first
 
     pred = evaluate_split("val", raw=True)
     gold = np.stack([(val[tag_column(c)] != "").to_numpy() for c in CATEGORIES], axis=1)
     human = np.stack([val[human_column(c)].to_numpy(dtype=bool) for c in CATEGORIES], axis=1)
     thresholds, sources = tune_presence_thresholds_human_first(pred.presence(), gold, human, CATEGORIES)
+    keyword = keyword_strength(list(val["text"]), CATEGORIES)
+    thresholds, blend = tune_keyword_blend(pred.presence(), keyword, gold, human, CATEGORIES, thresholds, sources)
     for c in CATEGORIES:
         if c in thresholds:
-            log.info("presence threshold %s %.2f, tuned on %s", c, thresholds[c], sources[c])
+            how = f", keyword blend {blend[c]:.1f}" if c in blend else ""
+            log.info("presence threshold %s %.2f, tuned on %s%s", c, thresholds[c], sources[c], how)
     if not thresholds:
         log.info("presence thresholds: none tuned on %d validation rows (too few positives)", len(val))
-    return thresholds, sources
+    return thresholds, sources, blend
 
 
 def _save_weights(model: Any, path: Path) -> None:
