@@ -161,3 +161,27 @@ def test_the_check_refuses_when_the_bf16_model_cannot_run(plain, check_texts, mo
     report = bf16.run_check(load_artifact(plain), check_texts[:10], None)
     assert not report["passed"] and "could not run (RuntimeError: no bf16 kernel)" in report["failures"][0]
     assert not bf16.run_check(load_artifact(plain), [], None)["passed"]
+
+
+def test_a_model_that_blends_keywords_registers_and_serves_the_blend(plain, check_texts, tmp_path, monkeypatch):
+    """The bf16 and int8 checks decode as serving does: with the keyword strengths the blend needs
+    (the 2026-12-06 demo's first blended model failed registration before they did)."""
+    from news_signals.core.taxonomy import CATEGORIES
+
+    blended = tmp_path / "blended-src"
+    shutil.copytree(plain, blended)
+    manifest_file = blended / "news_signals.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["presence_thresholds"] = {**manifest["presence_thresholds"], "transportation": 0.5}
+    manifest["presence_keyword_blend"] = {"transportation": 0.5}
+    manifest_file.write_text(json.dumps(manifest))
+    art = served(blended, tmp_path / "blended", check_texts, monkeypatch, LENIENT)
+    assert json.loads((art / BF16_CHECK).read_text())["passed"]
+    int8 = json.loads((art / INT8_CHECK).read_text())
+    assert int8["recipes"] and not any("could not run" in " ".join(r.get("failures", [])) for r in int8["recipes"].values())
+    clf = ModelClassifier.from_dir(art, backend="torch", bf16=False)
+    pred = clf.predict(TEXTS)
+    assert pred.keyword_strength is not None and pred.keyword_strength.shape == (len(TEXTS), len(CATEGORIES))
+    _, presence = clf.classify_with_presence(TEXTS)
+    j = CATEGORIES.index("transportation")
+    assert presence[:, j] == pytest.approx(0.5 * pred.presence()[:, j] + 0.5 * pred.keyword_strength[:, j], abs=1e-5)

@@ -115,8 +115,10 @@ def run_check(
           "vocabularies": art.manifest["vocabularies"]}
     device = torch.device("cpu")
     try:
-        reference = decoder.to_signals(Predictor(TorchEngine(art.model, device, threads), art.tokenizer, **kw).predict(texts))
-        got = decoder.to_signals(Predictor(Bf16Engine(art.model, device, threads), art.tokenizer, **kw).predict(texts))
+        fp32 = Predictor(TorchEngine(art.model, device, threads), art.tokenizer, **kw).predict(texts)
+        bf16 = Predictor(Bf16Engine(art.model, device, threads), art.tokenizer, **kw).predict(texts)
+        reference = decoder.to_signals(decoder.attach_keywords(fp32, texts))
+        got = decoder.to_signals(decoder.attach_keywords(bf16, texts))
     except Exception as exc:  # noqa: BLE001 - an unchecked bf16 model is never served
         report["failures"] = [f"the bf16 check could not run ({type(exc).__name__}: {exc})"]
         return report

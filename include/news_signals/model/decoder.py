@@ -63,6 +63,13 @@ class Decoder:
                 out[:, j] = (1.0 - w) * out[:, j] + w * kw[:, j]
         return out
 
+    def attach_keywords(self, pred: Prediction, texts: Sequence[str], labeller: Any = None) -> Prediction:
+        """``pred`` with the keyword strengths of ``texts`` when this decoder blends them (else as is):
+        every path that decodes raw predictions (serving, the bf16 and int8 checks) decides alike."""
+        if self.keyword_blend and pred.keyword_strength is None:
+            pred.keyword_strength = keyword_strength(texts, self.categories, labeller)
+        return pred
+
     def _keyword_strength(self, pred: Prediction) -> np.ndarray:
         if pred.keyword_strength is None:
             raise ValueError(

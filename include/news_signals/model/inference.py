@@ -41,7 +41,7 @@ from news_signals.model.artifact import (
     manifest_hash,
 )
 from news_signals.model.bf16 import Bf16Engine, native_bf16
-from news_signals.model.decoder import Decoder, keyword_strength
+from news_signals.model.decoder import Decoder
 from news_signals.model.predictor import Prediction, Predictor, TorchEngine, length_batches
 from news_signals.model.routing import LanguageRouter
 
@@ -276,9 +276,7 @@ class ModelClassifier:
         """Scores and tag probabilities (no language routing); batches of similar length. When the
         model blends keyword evidence into P(present), the keyword strengths come with it."""
         pred = self.predictor.predict(texts, batch_size)
-        if self.decoder.keyword_blend:
-            pred.keyword_strength = keyword_strength(texts, self.decoder.categories, self.router.keywords)
-        return pred
+        return self.decoder.attach_keywords(pred, texts, self.router.keywords if self.decoder.keyword_blend else None)
 
     def to_signals(self, pred: Prediction) -> list[Signals]:
         return self.decoder.to_signals(pred)

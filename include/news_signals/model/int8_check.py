@@ -160,12 +160,12 @@ def run_check(
     if not texts:
         report["reason"] = "no texts to check int8 on"
         return report
-    reference = decoder.to_signals(Predictor(fp32, art.tokenizer, **kw).predict(texts))
+    reference = decoder.to_signals(decoder.attach_keywords(Predictor(fp32, art.tokenizer, **kw).predict(texts), texts))
     human_fp32 = human_f1(reference, human)
     for recipe in recipes or INT8_RECIPES:
         try:
             engine, info = quantized(recipe)
-            got = decoder.to_signals(Predictor(engine, art.tokenizer, **kw).predict(texts))
+            got = decoder.to_signals(decoder.attach_keywords(Predictor(engine, art.tokenizer, **kw).predict(texts), texts))
         except Exception as exc:  # noqa: BLE001 - an unchecked int8 model is never stored
             report["recipes"][recipe] = {"failures": [f"the int8 check could not run ({type(exc).__name__}: {exc})"]}
             break  # the next recipe's check would fail the same way

@@ -403,7 +403,7 @@ def train(
         pred = clf.predict(list(splits[split]["text"]))
         if raw:
             return pred
-        metrics = score_predictions(truth_signals(splits[split]), clf.to_signals(pred), pred.presence())
+        metrics = score_predictions(truth_signals(splits[split]), clf.to_signals(pred), clf.decoder.presence(pred))
         d = data[split]
         mse = float(((torch.from_numpy(pred.scores) - d.scores) ** 2).mean())
         ce = 0.0
