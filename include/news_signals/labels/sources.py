@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from news_signals.core.taxonomy import ABSENT, TAGS
+from news_signals.labels.split import PARTS as SPLIT_PARTS
 from news_signals.labels.split import part_of
 from news_signals.labels.store import LabelRow, text_article_id
 
@@ -27,7 +28,7 @@ DISASTER_TAGS: dict[str, dict[str, str]] = {
     "weather_temp": {"cold": "cold"},
     "transportation": {"transport": "traffic"},
 }
-PARTS = ("all", "heldout", "calibration", "training")
+PARTS = ("all", *SPLIT_PARTS)
 
 
 def disaster_label_rows(part: str = "all", limit: int | None = None) -> list[LabelRow]:

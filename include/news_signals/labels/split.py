@@ -42,7 +42,7 @@ def is_heldout(article_id: str, fraction: float = HELDOUT_FRACTION) -> bool:
 
 def is_calibration(article_id: str) -> bool:
     """True when the article belongs to the calibration part (thresholds only, never weights)."""
-    return HELDOUT_FRACTION <= heldout_point(article_id) < HELDOUT_FRACTION + CALIBRATION_FRACTION
+    return part_of(article_id) == "calibration"
 
 
 def part_of(article_id: str) -> Part:

@@ -582,9 +582,10 @@ def _tune_thresholds(evaluate_split: Any, val: Any) -> tuple[dict[str, float], d
     pred = evaluate_split("val", raw=True)
     gold = np.stack([(val[tag_column(c)] != "").to_numpy() for c in CATEGORIES], axis=1)
     human = np.stack([val[human_column(c)].to_numpy(dtype=bool) for c in CATEGORIES], axis=1)
-    thresholds, sources = tune_presence_thresholds_human_first(pred.presence(), gold, human, CATEGORIES)
+    presence = pred.presence()
+    thresholds, sources = tune_presence_thresholds_human_first(presence, gold, human, CATEGORIES)
     keyword = keyword_strength(list(val["text"]), CATEGORIES)
-    thresholds, blend = tune_keyword_blend(pred.presence(), keyword, gold, human, CATEGORIES, thresholds, sources)
+    thresholds, blend = tune_keyword_blend(presence, keyword, gold, human, CATEGORIES, thresholds, sources)
     for c in CATEGORIES:
         if c in thresholds:
             how = f", keyword blend {blend[c]:.1f}" if c in blend else ""

@@ -85,16 +85,16 @@ def load(storage: Storage | None = None) -> HumanLabels:
 
 def is_heldout_row(article_ids: pd.Series, texts: pd.Series, labels: HumanLabels) -> pd.Series:
     """True where the row is a held-out article (by id or by normalised text)."""
-    by_id = article_ids.astype(str).isin(labels.heldout_ids)
-    by_text = texts.astype(str).map(normalise_title).isin(labels.heldout_texts)
-    return by_id | by_text
+    return _matches(article_ids, texts, labels.heldout_ids, labels.heldout_texts)
 
 
 def is_calibration_row(article_ids: pd.Series, texts: pd.Series, labels: HumanLabels) -> pd.Series:
     """True where the row is a calibration article (by id or by normalised text)."""
-    by_id = article_ids.astype(str).isin(labels.calibration_ids)
-    by_text = texts.astype(str).map(normalise_title).isin(labels.calibration_texts)
-    return by_id | by_text
+    return _matches(article_ids, texts, labels.calibration_ids, labels.calibration_texts)
+
+
+def _matches(article_ids: pd.Series, texts: pd.Series, ids: set[str], norm_texts: set[str]) -> pd.Series:
+    return article_ids.astype(str).isin(ids) | texts.astype(str).map(normalise_title).isin(norm_texts)
 
 
 def extra_rows(raw: pd.DataFrame, labels: HumanLabels) -> pd.DataFrame:
